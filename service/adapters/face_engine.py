@@ -1,0 +1,156 @@
+"""DeepFace detection and embedding, run on already decoded pixels.
+
+Blocking and CPU-bound: called only from the inference pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from service.adapters.image_decoder import decode_image
+from service.domain.faces import (
+    AnalysedFace,
+    Box,
+    Detection,
+    FacePolicy,
+    Landmarks,
+    choose_single_face,
+)
+
+_WARM_UP_SIZE = 160
+
+
+class DeepFaceEngine:
+    def __init__(
+        self, model_name: str, detector_name: str, policy: FacePolicy, max_pixels: int
+    ) -> None:
+        self.model_name = model_name
+        self.detector_name = detector_name
+        self._policy = policy
+        self._max_pixels = max_pixels
+        self._model: Any = None
+        self._detector: Any = None
+
+    def load(self) -> None:
+        """Build both models and run them once, so the first command pays no start-up cost."""
+        from deepface.modules import modeling
+
+        self._model = modeling.build_model(task="facial_recognition", model_name=self.model_name)
+        self._detector = modeling.build_model(task="face_detector", model_name=self.detector_name)
+        blank = np.zeros((_WARM_UP_SIZE, _WARM_UP_SIZE, 3), dtype=np.uint8)
+        self._detect(blank)
+        self._embed_crop(blank)
+
+    def analyse(self, data: bytes) -> AnalysedFace:
+        """Decode, find the one usable face, embed it; `Rejected` says why not."""
+        image = decode_image(data, self._max_pixels)
+        # DeepFace pads by half the image on every side before it detects and aligns. Dlib
+        # embeddings move with every pixel of the crop, so doing the same keeps ours
+        # comparable with plain `DeepFace.represent`.
+        border_y, border_x = image.shape[0] // 2, image.shape[1] // 2
+        padded = cv2.copyMakeBorder(
+            image, border_y, border_y, border_x, border_x, cv2.BORDER_CONSTANT, value=(0, 0, 0)
+        )
+        detections = self._detect(padded)
+        face = choose_single_face(detections, self._policy)
+        embedding = self._embed(padded, face, border_x, border_y)
+        box = Box(
+            x=max(0, face.box.x - border_x),
+            y=max(0, face.box.y - border_y),
+            w=face.box.w,
+            h=face.box.h,
+        )
+        return AnalysedFace(box=box, confidence=face.confidence, embedding=embedding)
+
+    def _detect(self, image: NDArray[np.uint8]) -> list[Detection]:
+        if self.detector_name == "mtcnn":
+            # DeepFace's wrapper drops the nose and mouth that mtcnn finds; yaw needs the nose.
+            found = self._detector.model.detect_faces(image[:, :, ::-1])
+            return [_from_mtcnn(item) for item in found or ()]
+        return [_from_deepface(region) for region in self._detector.detect_faces(image)]
+
+    def _embed(
+        self, padded: NDArray[np.uint8], face: Detection, border_x: int, border_y: int
+    ) -> tuple[float, ...]:
+        from deepface.models.Detector import FacialAreaRegion
+        from deepface.modules import detection
+
+        marks = face.landmarks
+        region = FacialAreaRegion(
+            x=face.box.x,
+            y=face.box.y,
+            w=face.box.w,
+            h=face.box.h,
+            # DeepFace names eyes from the person's side, the opposite of ours.
+            left_eye=_int_point(marks.right_eye) if marks else None,
+            right_eye=_int_point(marks.left_eye) if marks else None,
+            confidence=face.confidence,
+        )
+        aligned = detection.extract_face(
+            facial_area=region,
+            img=padded,
+            align=marks is not None,
+            expand_percentage=0,
+            width_border=border_x,
+            height_border=border_y,
+            detector_backend=self.detector_name,
+        )
+        return self._embed_crop(aligned.img)
+
+    def _embed_crop(self, crop: NDArray[Any]) -> tuple[float, ...]:
+        from deepface.modules import preprocessing
+
+        height, width = self._model.input_shape
+        batch = preprocessing.resize_image(img=crop, target_size=(width, height))
+        batch = preprocessing.normalize_input(img=batch, normalization="base")
+        return tuple(float(v) for v in self._model.forward(batch))
+
+
+def _int_point(point: tuple[float, float]) -> tuple[int, int]:
+    return (int(point[0]), int(point[1]))
+
+
+def _from_mtcnn(item: dict[str, Any]) -> Detection:
+    x, y, w, h = (int(v) for v in item["box"])
+    points = item.get("keypoints") or {}
+
+    def point(name: str) -> tuple[float, float] | None:
+        value = points.get(name)
+        return (float(value[0]), float(value[1])) if value is not None else None
+
+    left, right = point("left_eye"), point("right_eye")
+    landmarks = (
+        Landmarks(
+            left_eye=left,
+            right_eye=right,
+            nose=point("nose"),
+            mouth_left=point("mouth_left"),
+            mouth_right=point("mouth_right"),
+        )
+        if left is not None and right is not None
+        else None
+    )
+    return Detection(
+        box=Box(x=max(0, x), y=max(0, y), w=w, h=h),
+        confidence=float(item["confidence"]),
+        landmarks=landmarks,
+    )
+
+
+def _from_deepface(region: Any) -> Detection:
+    landmarks = None
+    if region.left_eye is not None and region.right_eye is not None:
+        landmarks = Landmarks(
+            left_eye=tuple(region.right_eye),
+            right_eye=tuple(region.left_eye),
+            nose=tuple(region.nose) if region.nose is not None else None,
+        )
+    return Detection(
+        box=Box(x=int(region.x), y=int(region.y), w=int(region.w), h=int(region.h)),
+        confidence=float(region.confidence or 0.0),
+        landmarks=landmarks,
+    )

@@ -1,0 +1,43 @@
+"""Image bytes to a BGR pixel array, refusing what is not an image or is too large."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from service.domain.errors import ErrorCode, Rejected
+
+ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "GIF"})
+
+
+def decode_image(data: bytes, max_pixels: int) -> NDArray[np.uint8]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            # The header gives the size: refuse before any pixel is allocated.
+            width, height = image.size
+            if width * height > max_pixels:
+                raise Rejected(
+                    ErrorCode.IMAGE_TOO_LARGE,
+                    f"the image is {width}x{height} pixels; at most {max_pixels} are accepted",
+                )
+            if image.format not in ACCEPTED_FORMATS:
+                raise Rejected(
+                    ErrorCode.IMAGE_FORMAT,
+                    f"{image.format} images are not accepted; use JPEG, PNG, WebP, BMP or GIF",
+                )
+            image.seek(0)
+            image = ImageOps.exif_transpose(image)
+            rgb = np.asarray(image.convert("RGB"))
+    except Image.DecompressionBombError:
+        raise Rejected(ErrorCode.IMAGE_TOO_LARGE, "the image has too many pixels") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise Rejected(
+            ErrorCode.IMAGE_FORMAT, f"the bytes are not a decodable image ({type(error).__name__})"
+        ) from None
+    return np.ascontiguousarray(rgb[:, :, ::-1])

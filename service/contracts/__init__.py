@@ -1,0 +1,1 @@
+"""Wire contracts: the messages other teams produce and consume."""

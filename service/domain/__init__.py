@@ -1,0 +1,1 @@
+"""Pure rules of face registration: no I/O, no frameworks, no settings."""

@@ -1,0 +1,50 @@
+"""Error codes of RegisterCustomFace and the exceptions that carry them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    INVALID_USER_ID = "InvalidParameter.UserId"
+    INVALID_MESSAGE = "InvalidParameter.Message"
+    INVALID_REQUEST_ID = "InvalidParameter.RequestId"
+    INVALID_CATEGORY_ID = "InvalidParameter.CategoryId"
+    SYSTEM_CATEGORY = "Forbidden.SystemCategory"
+    INVALID_PERSON_ID = "InvalidParameter.PersonId"
+    INVALID_PERSON_NAME = "InvalidParameter.PersonName"
+    INVALID_IMAGE_URL = "InvalidParameter.ImageUrl"
+    IMAGE_DOWNLOAD = "InvalidImage.Download"
+    IMAGE_TOO_LARGE = "InvalidImage.TooLarge"
+    IMAGE_FORMAT = "InvalidImage.Format"
+    NO_FACE = "InvalidImage.NoFace"
+    MULTIPLE_FACES = "InvalidImage.MultipleFaces"
+    FACE_NOT_FRONTAL = "InvalidImage.FaceNotFrontal"
+    FACE_TOO_SMALL = "InvalidImage.FaceTooSmall"
+    FACE_MISMATCH = "InvalidImage.FaceMismatch"
+    FACE_LIMIT_EXCEEDED = "FaceLimitExceeded"
+    THROTTLED = "Throttling.User"
+    INTERNAL = "InternalError"
+
+    @property
+    def http_status(self) -> int:
+        if self is ErrorCode.SYSTEM_CATEGORY:
+            return 403
+        if self is ErrorCode.THROTTLED:
+            return 429
+        if self is ErrorCode.INTERNAL:
+            return 500
+        return 400
+
+
+class Rejected(Exception):
+    """A permanent refusal of one command: it becomes an error result, never a retry."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class TransientError(Exception):
+    """A failure of an outside system that may pass: retried, never turned into a refusal."""

@@ -1,0 +1,138 @@
+"""`face-service`: run the service, or act as a client of it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import uuid
+from collections.abc import Sequence
+
+from service.settings import Settings, describe_settings
+
+_SETTINGS_HELP = "settings (environment variables):\n" + describe_settings()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    code: int = args.run(args)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="face-service",
+        description="RegisterCustomFace over Kafka: DeepFace detection and embedding, "
+        "persons with up to 10 faces in MongoDB.",
+        epilog=_SETTINGS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run the service (embedded broker and store when none is configured)",
+        epilog=_SETTINGS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.set_defaults(run=_run)
+
+    register = commands.add_parser("register", help="produce one RegisterCustomFace command")
+    _add_bootstrap(register)
+    register.add_argument("--user", required=True, help="user (account) id: the record key")
+    register.add_argument("--category-id", required=True)
+    register.add_argument("--person-id", required=True)
+    register.add_argument("--image-url", required=True)
+    register.add_argument("--person-name")
+    register.add_argument("--request-id", help="default: a new random RequestId")
+    register.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    register.add_argument("--timeout", type=float, default=120.0, help="seconds --wait waits")
+    register.set_defaults(run=_register)
+
+    results = commands.add_parser("results", help="follow the results topic, one JSON per line")
+    _add_bootstrap(results)
+    results.add_argument("--from-beginning", action="store_true")
+    results.set_defaults(run=_results)
+
+    schemas = commands.add_parser("schemas", help="write or check the files in schemas/")
+    schemas.add_argument("--check", action="store_true", help="fail if the files are stale")
+    schemas.set_defaults(run=_schemas)
+    return parser
+
+
+def _add_bootstrap(command: argparse.ArgumentParser) -> None:
+    settings = Settings()
+    command.add_argument(
+        "--bootstrap-servers",
+        default=settings.bootstrap_servers,
+        help="default: KAFKA_BOOTSTRAP_SERVERS, else the embedded broker's address",
+    )
+    command.add_argument("--commands-topic", default=settings.commands_topic)
+    command.add_argument("--results-topic", default=settings.results_topic)
+
+
+def _run(_args: argparse.Namespace) -> int:
+    from service.bootstrap import Service
+    from service.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    asyncio.run(Service(settings).app().run())
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    from service.entrypoints.client import RegisterRequest, register
+
+    request = RegisterRequest(
+        user=args.user,
+        category_id=args.category_id,
+        person_id=args.person_id,
+        image_url=args.image_url,
+        person_name=args.person_name,
+        request_id=args.request_id or str(uuid.uuid4()).upper(),
+    )
+    result = asyncio.run(
+        register(
+            args.bootstrap_servers,
+            args.commands_topic,
+            args.results_topic,
+            request,
+            wait_s=args.timeout if args.wait else None,
+        )
+    )
+    print(json.dumps(result, ensure_ascii=False))  # noqa: T201
+    if args.wait and result.get("Code"):
+        return 1
+    return 0
+
+
+def _results(args: argparse.Namespace) -> int:
+    from service.entrypoints.client import follow_results
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(follow_results(args.bootstrap_servers, args.results_topic, args.from_beginning))
+    return 0
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    from service.contracts.documents import stale_documents, write_documents
+
+    if args.check:
+        stale = stale_documents()
+        for name in stale:
+            print(f"stale: schemas/{name} (run `make schemas`)", file=sys.stderr)  # noqa: T201
+        return 1 if stale else 0
+    for path in write_documents():
+        print(f"wrote {path}")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The Kafka edge: a batch of command records in, one use-case call, offsets committed after.
+
+FastStream stays here. The handler takes the raw records and decodes them itself, so a
+record that is not JSON, or carries odd headers, is a refusal and never a crashed batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from service.service_layer.intake import IncomingRecord
+from service.settings import Settings
+
+BatchHandler = Callable[[Sequence[IncomingRecord]], Awaitable[None]]
+
+
+async def _parse_without_headers(
+    records: tuple[ConsumerRecord[Any, Any], ...], original: Callable[..., Awaitable[Any]]
+) -> Any:
+    # Commands carry nothing we read in headers, and FastStream decodes every header as
+    # UTF-8: one binary header would otherwise fail the whole batch.
+    return await original(tuple(dataclasses.replace(r, headers=()) for r in records))
+
+
+def _no_body_decoding(_message: Any) -> None:
+    return None
+
+
+def subscribe_commands(broker: KafkaBroker, settings: Settings, handle: BatchHandler) -> None:
+    @broker.subscriber(
+        settings.commands_topic,
+        group_id=settings.kafka_group_id,
+        batch=True,
+        max_records=settings.max_records_in_flight,
+        batch_timeout_ms=50,
+        auto_offset_reset="earliest",
+        # The batch is committed only after every record in it has its result published;
+        # anything raised (a result that could not be published) rewinds the batch.
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        parser=_parse_without_headers,
+        decoder=_no_body_decoding,
+        include_in_schema=False,
+    )
+    async def on_commands(message: KafkaMessage) -> None:
+        records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message  # type: ignore[assignment]
+        await handle(
+            [
+                IncomingRecord(
+                    topic=r.topic,
+                    partition=r.partition,
+                    offset=r.offset,
+                    timestamp_ms=r.timestamp,
+                    key=r.key,
+                    value=r.value,
+                )
+                for r in records
+            ]
+        )

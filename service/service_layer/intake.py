@@ -1,0 +1,132 @@
+"""From a raw Kafka record to a valid RegisterFace command, or the reason it is refused."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from service.contracts.messages import RegisterCustomFaceCommand
+from service.domain.commands import RegisterFace
+from service.domain.errors import ErrorCode, Rejected
+from service.domain.ids import LibraryId, derive_request_id, identity_key
+
+RESERVED_PERSON_KEY = identity_key("ALL")
+
+_FIELD_CODES = {
+    "RequestId": ErrorCode.INVALID_REQUEST_ID,
+    "CategoryId": ErrorCode.INVALID_CATEGORY_ID,
+    "PersonId": ErrorCode.INVALID_PERSON_ID,
+    "PersonName": ErrorCode.INVALID_PERSON_NAME,
+    "ImageUrl": ErrorCode.INVALID_IMAGE_URL,
+}
+
+
+@dataclass(frozen=True)
+class IncomingRecord:
+    """A commands-topic record, free of any Kafka client type."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What can be known of a record before its fields are judged."""
+
+    record: IncomingRecord
+    owner: str | None
+    request_id: str
+    body: dict[str, object] | None
+
+
+def open_envelope(record: IncomingRecord) -> Envelope:
+    """Owner and RequestId, recovered even from a record that will be refused."""
+    body = _json_object(record.value)
+    given = body.get("RequestId") if body is not None else None
+    request_id = (
+        given
+        if isinstance(given, str) and 0 < len(given) <= 128
+        else derive_request_id(record.topic, record.partition, record.offset)
+    )
+    return Envelope(record=record, owner=_owner(record.key), request_id=request_id, body=body)
+
+
+def parse_command(envelope: Envelope, system_category_keys: Collection[str]) -> RegisterFace:
+    if envelope.owner is None:
+        raise Rejected(
+            ErrorCode.INVALID_USER_ID, "the record has no key; the key must be the user id"
+        )
+    if envelope.body is None:
+        raise Rejected(ErrorCode.INVALID_MESSAGE, "the record value is not a JSON object")
+    try:
+        wire = RegisterCustomFaceCommand.model_validate(envelope.body, strict=True)
+    except ValidationError as error:
+        raise _rejection(error) from None
+    category = LibraryId.of(wire.CategoryId)
+    person = LibraryId.of(wire.PersonId)
+    if category.key in system_category_keys:
+        raise Rejected(
+            ErrorCode.SYSTEM_CATEGORY,
+            f"CategoryId {wire.CategoryId!r} is a system library id; choose another",
+        )
+    if person.key == RESERVED_PERSON_KEY:
+        raise Rejected(ErrorCode.INVALID_PERSON_ID, "PersonId 'ALL' is reserved")
+    _check_image_url(wire.ImageUrl)
+    return RegisterFace(
+        owner=envelope.owner,
+        request_id=envelope.request_id,
+        category=category,
+        person=person,
+        image_url=wire.ImageUrl,
+        person_name=wire.PersonName,
+        timestamp_ms=envelope.record.timestamp_ms,
+    )
+
+
+def _owner(key: bytes | None) -> str | None:
+    if not key:
+        return None
+    try:
+        owner = key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return owner if owner.strip() else None
+
+
+def _json_object(value: bytes | None) -> dict[str, object] | None:
+    if not value:
+        return None
+    try:
+        decoded = json.loads(value)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return decoded if isinstance(decoded, dict) else None
+
+
+def _rejection(error: ValidationError) -> Rejected:
+    first = error.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else ""
+    if field == "Action":
+        return Rejected(ErrorCode.INVALID_MESSAGE, "Action must be RegisterCustomFace")
+    code = _FIELD_CODES.get(field)
+    if code is None:
+        if first["type"] == "extra_forbidden":
+            return Rejected(ErrorCode.INVALID_MESSAGE, f"unknown field {field!r}")
+        return Rejected(ErrorCode.INVALID_MESSAGE, f"{field}: {first['msg']}")
+    if first["type"] == "missing":
+        return Rejected(code, f"{field} is required")
+    return Rejected(code, f"{field}: {first['msg']}")
+
+
+def _check_image_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise Rejected(ErrorCode.INVALID_IMAGE_URL, "ImageUrl must be an http or https URL")

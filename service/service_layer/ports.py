@@ -1,0 +1,28 @@
+"""What the use cases need from the outside world, and nothing more."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from service.contracts.messages import RegisterResult
+from service.domain.commands import RegisterFace
+from service.domain.faces import AnalysedFace
+from service.domain.person import FaceImage, Person
+
+
+class ImageFetcher(Protocol):
+    async def fetch(self, url: str) -> bytes: ...
+
+
+class FaceAnalyser(Protocol):
+    async def analyse(self, data: bytes) -> AnalysedFace: ...
+
+
+class PersonStore(Protocol):
+    async def get_person(self, owner: str, category_key: str, person_key: str) -> Person | None: ...
+
+    async def add_image(self, command: RegisterFace, image: FaceImage) -> FaceImage: ...
+
+
+class ResultPublisher(Protocol):
+    async def publish(self, owner: str | None, result: RegisterResult) -> None: ...

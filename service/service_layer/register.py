@@ -1,0 +1,120 @@
+"""The RegisterCustomFace use case for one admitted command."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from service.domain.commands import RegisterFace
+from service.domain.errors import ErrorCode, Rejected
+from service.domain.person import FaceImage, ModelProvenance, Person
+from service.service_layer.ports import FaceAnalyser, ImageFetcher, PersonStore
+from service.service_layer.retry import RetriesExhausted, RetryPolicy
+
+
+@dataclass(frozen=True)
+class MatchPolicy:
+    enabled: bool
+    max_distance: float
+
+
+@dataclass
+class Outcome:
+    """What became of one command: a FaceId, or a code with its message."""
+
+    face_id: str | None = None
+    code: ErrorCode | None = None
+    message: str = ""
+    stored: bool = False
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class _Stopwatch:
+    def __init__(self, timings: dict[str, float], stage: str) -> None:
+        self._timings, self._stage = timings, stage
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, *_: object) -> None:
+        elapsed = (time.perf_counter() - self._start) * 1000
+        self._timings[self._stage] = self._timings.get(self._stage, 0.0) + elapsed
+
+
+class RegisterFaceHandler:
+    def __init__(
+        self,
+        store: PersonStore,
+        fetcher: ImageFetcher,
+        analyser: FaceAnalyser,
+        provenance: ModelProvenance,
+        match: MatchPolicy,
+        retry: RetryPolicy,
+    ) -> None:
+        self._store = store
+        self._fetcher = fetcher
+        self._analyser = analyser
+        self._provenance = provenance
+        self._match = match
+        self._retry = retry
+
+    async def handle(self, command: RegisterFace) -> Outcome:
+        outcome = Outcome()
+        try:
+            outcome.face_id, outcome.stored = await self._register(command, outcome.timings_ms)
+        except Rejected as refusal:
+            outcome.code, outcome.message = refusal.code, refusal.message
+        except RetriesExhausted as error:
+            outcome.code, outcome.message = ErrorCode.INTERNAL, f"errorMsg:{error}"
+        return outcome
+
+    async def _register(self, command: RegisterFace, timings: dict[str, float]) -> tuple[str, bool]:
+        face_id = command.face_id
+        with _Stopwatch(timings, "store"):
+            person = await self._retry.run(lambda: self._store.get_person(*command.person_ref))
+        if person is not None:
+            if (done := person.image_with_face_id(face_id)) is not None:
+                return done.face_id, False
+            if person.is_full:
+                raise _limit_exceeded(command)
+        with _Stopwatch(timings, "fetch"):
+            data = await self._fetcher.fetch(command.image_url)
+        sha256 = hashlib.sha256(data).hexdigest()
+        if person is not None and (same := person.image_with_sha256(sha256)) is not None:
+            return same.face_id, False
+        with _Stopwatch(timings, "inference"):
+            face = await self._analyser.analyse(data)
+        self._check_match(person, face.embedding)
+        image = FaceImage(
+            face_id=face_id,
+            request_id=command.request_id,
+            image_url=command.image_url,
+            image_sha256=sha256,
+            embedding=face.embedding,
+            box=face.box,
+            provenance=self._provenance,
+            created_at=datetime.now(UTC),
+        )
+        with _Stopwatch(timings, "store"):
+            stored = await self._retry.run(lambda: self._store.add_image(command, image))
+        return stored.face_id, stored is image
+
+    def _check_match(self, person: Person | None, embedding: tuple[float, ...]) -> None:
+        if not self._match.enabled or person is None:
+            return
+        distance = person.closest_distance(embedding)
+        if distance is not None and distance > self._match.max_distance:
+            raise Rejected(
+                ErrorCode.FACE_MISMATCH,
+                f"the face matches none of person {person.person_id!r}'s faces "
+                f"(nearest distance {distance:.2f}, at most {self._match.max_distance:g})",
+            )
+
+
+def _limit_exceeded(command: RegisterFace) -> Rejected:
+    return Rejected(
+        ErrorCode.FACE_LIMIT_EXCEEDED,
+        f"person {command.person.display!r} already has the maximum of 10 images",
+    )

@@ -1,0 +1,145 @@
+"""Every setting of the service, read from the environment in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    environment: Literal["development", "production"] = Field(
+        "development",
+        description="`production` refuses the embedded broker and the in-process store.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+
+    kafka_bootstrap_servers: str | None = Field(
+        None,
+        description="Kafka brokers, host:port[,host:port]. Unset: start the embedded broker.",
+    )
+    embedded_kafka_host: str = Field("127.0.0.1", description="Embedded broker address.")
+    embedded_kafka_port: int = Field(9092, description="Embedded broker port.")
+    kafka_topic_partitions: int = Field(
+        6, ge=1, description="Partitions of the topics the embedded broker creates."
+    )
+    kafka_enable_idempotence: bool | None = Field(
+        None,
+        description="Idempotent producer. Unset: on for a real Kafka, off for the embedded "
+        "broker (it cannot do InitProducerId).",
+    )
+    kafka_group_id: str = Field("face-register", description="Consumer group of the service.")
+    commands_topic: str = Field("face.register.commands", description="Commands topic.")
+    results_topic: str = Field("face.register.results", description="Results topic.")
+    max_records_in_flight: int = Field(
+        200, ge=1, description="Most records taken from Kafka at once (back-pressure)."
+    )
+
+    mongodb_uri: SecretStr | None = Field(
+        None, description="MongoDB URI. Unset: an in-process store that persists nothing."
+    )
+    mongodb_database: str = Field("faces", description="MongoDB database name.")
+
+    system_category_ids: CommaList = Field(
+        ("celebrity", "politician", "sensitive"),
+        description="Comma-separated system library ids a user library must not reuse.",
+    )
+    rate_limit_per_second: int = Field(
+        100, ge=1, description="RegisterCustomFace calls admitted per user per second."
+    )
+
+    image_connect_timeout_s: float = Field(3.0, gt=0, description="Image fetch connect timeout.")
+    image_read_timeout_s: float = Field(5.0, gt=0, description="Image fetch read timeout.")
+    image_total_timeout_s: float = Field(15.0, gt=0, description="Image fetch total timeout.")
+    image_max_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest image in bytes.")
+    image_max_pixels: int = Field(50_000_000, gt=0, description="Largest image in pixels.")
+
+    face_model: str = Field("Dlib", description="DeepFace recognition model.")
+    face_detector: str = Field("mtcnn", description="DeepFace detector backend.")
+    face_min_confidence: float = Field(
+        0.9, ge=0, le=1, description="Detections below this confidence are not faces."
+    )
+    face_min_size_px: int = Field(
+        64, ge=1, description="Shorter side of the smallest face box accepted, in pixels."
+    )
+    face_max_yaw_degrees: float = Field(30.0, gt=0, description="Largest head turn accepted.")
+    face_max_roll_degrees: float = Field(30.0, gt=0, description="Largest head tilt accepted.")
+    face_match_enabled: bool = Field(
+        True, description="Refuse a face that matches none of the person's faces."
+    )
+    face_match_max_distance: float = Field(
+        0.6, gt=0, description="Largest euclidean distance at which two faces match (Dlib)."
+    )
+    deepface_home: Path = Field(
+        Path.home() / ".cache" / "face-service",
+        description="Where the model weights are placed for DeepFace ($DEEPFACE_HOME).",
+    )
+
+    retry_attempts: int = Field(
+        5, ge=1, description="Attempts at a transient failure before InternalError."
+    )
+    retry_base_delay_s: float = Field(0.2, ge=0, description="First retry delay; doubles.")
+
+    @field_validator("system_category_ids", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @model_validator(mode="after")
+    def _refuse_embedded_parts_in_production(self) -> Settings:
+        if self.environment == "production":
+            missing = [
+                name
+                for name, value in (
+                    ("KAFKA_BOOTSTRAP_SERVERS", self.kafka_bootstrap_servers),
+                    ("MONGODB_URI", self.mongodb_uri),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"ENVIRONMENT=production needs {', '.join(missing)}")
+        return self
+
+    @property
+    def uses_embedded_kafka(self) -> bool:
+        return not self.kafka_bootstrap_servers
+
+    @property
+    def uses_embedded_store(self) -> bool:
+        return self.mongodb_uri is None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap_servers or (
+            f"{self.embedded_kafka_host}:{self.embedded_kafka_port}"
+        )
+
+    @property
+    def idempotent_producer(self) -> bool:
+        if self.kafka_enable_idempotence is None:
+            return not self.uses_embedded_kafka
+        return self.kafka_enable_idempotence
+
+
+def describe_settings() -> str:
+    """A table of every setting for `--help` and the README."""
+    lines = []
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        shown = "unset" if default is None else str(default)
+        lines.append(f"  {name.upper():<28} {shown:<24} {field.description or ''}")
+    return "\n".join(lines)
