@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
@@ -43,6 +44,8 @@ class Service:
             logger=logging.getLogger("faststream"),
         )
         self._processor: CommandBatchProcessor | None = None
+        # The database handle, once started: operators' tools and tests read it.
+        self.database: Any = None
         subscribe_commands(self.broker, settings, self._process)
 
     async def _process(self, records: Sequence[IncomingRecord]) -> None:
@@ -66,6 +69,7 @@ class Service:
                 )
             uri = settings.mongodb_uri.get_secret_value() if settings.mongodb_uri else None
             client, database = open_database(uri, settings.mongodb_database)
+            self.database = database
             stack.callback(client.close)
             if uri is None:
                 log.warning("no MONGODB_URI: faces are kept in process memory and NOT persisted")

@@ -24,7 +24,7 @@ def decode_image(data: bytes, max_pixels: int) -> NDArray[np.uint8]:
             if width * height > max_pixels:
                 raise Rejected(
                     ErrorCode.IMAGE_TOO_LARGE,
-                    f"the image is {width}x{height} pixels; at most {max_pixels} are accepted",
+                    f"the image is {width}x{height}, over {max_pixels} pixels",
                 )
             if image.format not in ACCEPTED_FORMATS:
                 raise Rejected(
@@ -35,7 +35,9 @@ def decode_image(data: bytes, max_pixels: int) -> NDArray[np.uint8]:
             image = ImageOps.exif_transpose(image)
             rgb = np.asarray(image.convert("RGB"))
     except Image.DecompressionBombError:
-        raise Rejected(ErrorCode.IMAGE_TOO_LARGE, "the image has too many pixels") from None
+        raise Rejected(
+            ErrorCode.IMAGE_TOO_LARGE, f"the image has over {max_pixels} pixels"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         raise Rejected(
             ErrorCode.IMAGE_FORMAT, f"the bytes are not a decodable image ({type(error).__name__})"

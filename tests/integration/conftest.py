@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest_asyncio
+
+from service.bootstrap import Service
+from service.settings import Settings
+from tests.conftest import mongodb_uri
+from tests.support.kafka_client import CommandClient
+
+IMAGE_MAX_BYTES = 2_000_000
+
+
+@pytest_asyncio.fixture(scope="session")
+async def service(
+    kafka: str, topics: dict[str, str], deepface_home: Path
+) -> AsyncIterator[Service]:
+    suffix = uuid.uuid4().hex[:8]
+    settings = Settings(
+        kafka_bootstrap_servers=kafka,
+        commands_topic=topics["commands"],
+        results_topic=topics["results"],
+        kafka_group_id=f"service-{suffix}",
+        kafka_enable_idempotence=False,  # Tansu cannot do InitProducerId
+        mongodb_uri=mongodb_uri(),
+        mongodb_database=f"test_service_{suffix}",
+        deepface_home=deepface_home,
+        image_max_bytes=IMAGE_MAX_BYTES,
+        image_total_timeout_s=5,
+        retry_attempts=2,
+        retry_base_delay_s=0.01,
+    )
+    async with Service(settings).running() as running:
+        yield running
+        if mongodb_uri():
+            await running.database.client.drop_database(settings.mongodb_database)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def client(service: Service) -> AsyncIterator[CommandClient]:
+    settings = service.settings
+    client = CommandClient(
+        settings.bootstrap_servers, settings.commands_topic, settings.results_topic
+    )
+    await client.start()
+    yield client
+    await client.stop()

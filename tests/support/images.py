@@ -1,0 +1,63 @@
+"""Test images: the committed fixtures and variants made from them."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from functools import cache
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def _encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+@cache
+def astronaut_variants(count: int = 12) -> tuple[bytes, ...]:
+    """Distinct files of one person: small turns, flips, rescales and re-encodings."""
+    base = Image.open(FIXTURES / "astronaut.png").convert("RGB")
+    variants = []
+    for i in range(count):
+        image = base.rotate((i % 5 - 2) * 4, resample=Image.Resampling.BICUBIC)
+        if i % 2:
+            image = ImageOps.mirror(image)
+        size = 448 + 16 * (i % 6)
+        image = image.resize((size, size), Image.Resampling.LANCZOS)
+        variants.append(_encode(image, "JPEG", quality=80 + i))
+    return tuple(variants)
+
+
+def downscaled_astronaut(size: int) -> bytes:
+    base = Image.open(FIXTURES / "astronaut.png").convert("RGB")
+    return _encode(base.resize((size, size), Image.Resampling.LANCZOS))
+
+
+def tilted_astronaut(degrees: float) -> bytes:
+    base = Image.open(FIXTURES / "astronaut.png").convert("RGB")
+    return _encode(base.rotate(degrees, expand=True, resample=Image.Resampling.BICUBIC))
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims `width` x `height`: tiny on the wire, huge if decoded."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")

@@ -1,0 +1,83 @@
+"""A client of the service as another team would write it: produce commands, collect results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4()).upper()
+
+
+class CommandClient:
+    def __init__(self, bootstrap: str, commands_topic: str, results_topic: str) -> None:
+        self._bootstrap = bootstrap
+        self.commands_topic = commands_topic
+        self.results_topic = results_topic
+        self.results: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.result_keys: dict[str, bytes | None] = {}
+        self._arrived = asyncio.Condition()
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, linger_ms=5)
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap)
+        await self._consumer.start()
+        await self._consumer.topics()
+        partitions = self._consumer.partitions_for_topic(self.results_topic) or set()
+        assigned = [TopicPartition(self.results_topic, p) for p in sorted(partitions)]
+        self._consumer.assign(assigned)
+        await self._consumer.seek_to_beginning(*assigned)
+        self._reader = asyncio.create_task(self._read())
+
+    async def stop(self) -> None:
+        self._reader.cancel()
+        await asyncio.gather(self._reader, return_exceptions=True)
+        await self._consumer.stop()
+        await self._producer.stop()
+
+    async def _read(self) -> None:
+        async for record in self._consumer:
+            value = json.loads(record.value)
+            async with self._arrived:
+                self.results[value["RequestId"]].append(value)
+                self.result_keys[value["RequestId"]] = record.key
+                self._arrived.notify_all()
+
+    async def send_raw(
+        self, key: bytes | None, value: bytes | None, timestamp_ms: int | None = None
+    ) -> tuple[int, int]:
+        sent = await self._producer.send_and_wait(
+            self.commands_topic, value, key=key, timestamp_ms=timestamp_ms
+        )
+        return sent.partition, sent.offset
+
+    async def send(
+        self,
+        user: str,
+        body: dict[str, Any],
+        timestamp_ms: int | None = None,
+    ) -> str:
+        """Produce a command; returns its RequestId (generated unless the body has one)."""
+        body = {"RequestId": new_request_id(), **body}
+        await self.send_raw(user.encode(), json.dumps(body).encode(), timestamp_ms)
+        return str(body["RequestId"])
+
+    async def result(self, request_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
+        return (await self.results_for([request_id], timeout_s))[request_id]
+
+    async def results_for(
+        self, request_ids: list[str], timeout_s: float = 120.0
+    ) -> dict[str, dict[str, Any]]:
+        async with asyncio.timeout(timeout_s), self._arrived:
+            await self._arrived.wait_for(lambda: all(r in self.results for r in request_ids))
+        return {r: self.results[r][0] for r in request_ids}
+
+    async def register(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.result(await self.send(user, body))

@@ -1,0 +1,29 @@
+import pytest
+
+from service.adapters.image_decoder import decode_image
+from service.domain.errors import ErrorCode, Rejected
+from tests.support.images import fixture_bytes, png_header_only
+
+
+def test_a_png_decodes_to_bgr_pixels() -> None:
+    pixels = decode_image(fixture_bytes("astronaut.png"), max_pixels=10**7)
+    assert pixels.shape == (512, 512, 3)
+
+
+@pytest.mark.parametrize(("width", "height"), [(8000, 8000), (20000, 20000)])
+def test_a_huge_image_is_refused_from_its_header(width: int, height: int) -> None:
+    # The file has no pixel data at all: only a refusal from the header can pass this.
+    with pytest.raises(Rejected) as refused:
+        decode_image(png_header_only(width, height), max_pixels=50_000_000)
+    assert refused.value.code is ErrorCode.IMAGE_TOO_LARGE
+    assert "50000000" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"<html>not an image</html>", b"", fixture_bytes("astronaut.png")[:2000], b"%PDF-1.4"],
+)
+def test_bytes_that_are_not_an_image_are_refused(data: bytes) -> None:
+    with pytest.raises(Rejected) as refused:
+        decode_image(data, max_pixels=10**7)
+    assert refused.value.code is ErrorCode.IMAGE_FORMAT
