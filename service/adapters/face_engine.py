@@ -5,6 +5,7 @@ Blocking and CPU-bound: called only from the inference pool, never on the event 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import cv2
@@ -37,6 +38,8 @@ class DeepFaceEngine:
 
     def load(self) -> None:
         """Build both models and run them once, so the first command pays no start-up cost."""
+        # TensorFlow reads this once, at import: it keeps CUDA probing out of our JSON logs.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         from deepface.modules import modeling
 
         self._model = modeling.build_model(task="facial_recognition", model_name=self.model_name)
@@ -52,8 +55,11 @@ class DeepFaceEngine:
         # embeddings move with every pixel of the crop, so doing the same keeps ours
         # comparable with plain `DeepFace.represent`.
         border_y, border_x = image.shape[0] // 2, image.shape[1] // 2
-        padded = cv2.copyMakeBorder(
-            image, border_y, border_y, border_x, border_x, cv2.BORDER_CONSTANT, value=(0, 0, 0)
+        padded = np.asarray(
+            cv2.copyMakeBorder(
+                image, border_y, border_y, border_x, border_x, cv2.BORDER_CONSTANT, value=(0, 0, 0)
+            ),
+            dtype=np.uint8,
         )
         detections = self._detect(padded)
         face = choose_single_face(detections, self._policy)

@@ -32,8 +32,8 @@ def decode_image(data: bytes, max_pixels: int) -> NDArray[np.uint8]:
                     f"{image.format} images are not accepted; use JPEG, PNG, WebP, BMP or GIF",
                 )
             image.seek(0)
-            image = ImageOps.exif_transpose(image)
-            rgb = np.asarray(image.convert("RGB"))
+            upright = ImageOps.exif_transpose(image)
+            rgb = np.asarray(upright.convert("RGB"))
     except Image.DecompressionBombError:
         raise Rejected(
             ErrorCode.IMAGE_TOO_LARGE, f"the image has over {max_pixels} pixels"

@@ -87,7 +87,7 @@ class MongoPersonStore:
     async def _create_person_once(
         self, command: RegisterFace, identity: dict[str, str], now: datetime
     ) -> None:
-        insert = {
+        insert: dict[str, Any] = {
             "category_id": command.category.display,
             "person_id": command.person.display,
             "person_name": command.person_name,

@@ -49,7 +49,7 @@ def subscribe_commands(broker: KafkaBroker, settings: Settings, handle: BatchHan
         include_in_schema=False,
     )
     async def on_commands(message: KafkaMessage) -> None:
-        records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message  # type: ignore[assignment]
+        records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message
         await handle(
             [
                 IncomingRecord(

@@ -250,11 +250,8 @@ async def test_the_same_request_id_twice_stores_one_image_and_answers_the_same_f
 
     await client.send(user, body)
     await client.send(user, body)
-    async with asyncio.timeout(60):
-        while len(client.results[body["RequestId"]]) < 2:
-            await asyncio.sleep(0.05)
+    first, second = await client.all_results(body["RequestId"], count=2)
 
-    first, second = client.results[body["RequestId"]]
     assert first["FaceId"] == second["FaceId"]
     assert len((await stored_person(service, user, "cat-1", "p1"))["images"]) == 1
 

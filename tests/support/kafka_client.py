@@ -79,5 +79,12 @@ class CommandClient:
             await self._arrived.wait_for(lambda: all(r in self.results for r in request_ids))
         return {r: self.results[r][0] for r in request_ids}
 
+    async def all_results(
+        self, request_id: str, count: int, timeout_s: float = 60.0
+    ) -> list[dict[str, Any]]:
+        async with asyncio.timeout(timeout_s), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.results[request_id]) >= count)
+        return list(self.results[request_id])
+
     async def register(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self.result(await self.send(user, body))

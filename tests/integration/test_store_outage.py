@@ -1,0 +1,54 @@
+"""A MongoDB that cannot be reached, through the real driver: retried, then InternalError."""
+
+from __future__ import annotations
+
+from motor.motor_asyncio import AsyncIOMotorClient
+
+from service.adapters.image_fetcher import FetchLimits, HttpImageFetcher
+from service.adapters.person_store import MongoPersonStore
+from service.domain.commands import RegisterFace
+from service.domain.errors import ErrorCode
+from service.domain.faces import AnalysedFace
+from service.domain.ids import LibraryId
+from service.domain.person import ModelProvenance
+from service.service_layer.register import MatchPolicy, RegisterFaceHandler
+from service.service_layer.retry import RetryPolicy
+from tests.conftest import free_port
+
+
+class InferenceMustNotRun:
+    async def analyse(self, data: bytes) -> AnalysedFace:
+        raise AssertionError("a command whose person cannot be read must not reach inference")
+
+
+async def test_an_unreachable_store_ends_in_internal_error_after_the_retries() -> None:
+    dead = f"mongodb://127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=200&connectTimeoutMS=200"
+    client: AsyncIOMotorClient = AsyncIOMotorClient(dead)
+    fetcher = HttpImageFetcher(FetchLimits(1, 1, 2, 1_000_000))
+    handler = RegisterFaceHandler(
+        store=MongoPersonStore(client["faces"]),
+        fetcher=fetcher,
+        analyser=InferenceMustNotRun(),
+        provenance=ModelProvenance("Dlib", "mtcnn", ""),
+        match=MatchPolicy(enabled=True, max_distance=0.6),
+        retry=RetryPolicy(attempts=3, base_delay_s=0.01),
+    )
+    command = RegisterFace(
+        owner="u",
+        request_id="R1",
+        category=LibraryId.of("c"),
+        person=LibraryId.of("p"),
+        image_url="http://127.0.0.1:1/a.png",
+        person_name=None,
+        timestamp_ms=0,
+    )
+    try:
+        outcome = await handler.handle(command)
+    finally:
+        await fetcher.close()
+        client.close()
+
+    assert outcome.code is ErrorCode.INTERNAL
+    assert outcome.code.http_status == 500
+    assert outcome.message.startswith("errorMsg:")
+    assert "ServerSelectionTimeoutError" in outcome.message

@@ -1,0 +1,82 @@
+"""The register use case with fakes of its ports."""
+
+from __future__ import annotations
+
+from service.domain.commands import RegisterFace
+from service.domain.errors import ErrorCode, TransientError
+from service.domain.faces import AnalysedFace, Box
+from service.domain.ids import LibraryId
+from service.domain.person import FaceImage, ModelProvenance, Person
+from service.service_layer.register import MatchPolicy, RegisterFaceHandler
+from service.service_layer.retry import RetryPolicy
+
+COMMAND = RegisterFace(
+    owner="u",
+    request_id="R1",
+    category=LibraryId.of("c"),
+    person=LibraryId.of("p"),
+    image_url="https://img.example/a.jpg",
+    person_name=None,
+    timestamp_ms=0,
+)
+
+
+class FlakyStore:
+    """Fails the first `failures` calls, then behaves like an empty store."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+        self.added: list[FaceImage] = []
+
+    def _maybe_fail(self) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise TransientError("MongoDB failed: AutoReconnect")
+
+    async def get_person(self, owner: str, category_key: str, person_key: str) -> Person | None:
+        self._maybe_fail()
+        return None
+
+    async def add_image(self, command: RegisterFace, image: FaceImage) -> FaceImage:
+        self._maybe_fail()
+        self.added.append(image)
+        return image
+
+
+class Fetcher:
+    async def fetch(self, url: str) -> bytes:
+        return b"image bytes"
+
+
+class Analyser:
+    async def analyse(self, data: bytes) -> AnalysedFace:
+        return AnalysedFace(box=Box(0, 0, 100, 100), confidence=0.99, embedding=(0.0,) * 128)
+
+
+def handler(store: FlakyStore, attempts: int) -> RegisterFaceHandler:
+    return RegisterFaceHandler(
+        store=store,
+        fetcher=Fetcher(),
+        analyser=Analyser(),
+        provenance=ModelProvenance("Dlib", "mtcnn", "sha"),
+        match=MatchPolicy(enabled=True, max_distance=0.6),
+        retry=RetryPolicy(attempts=attempts, base_delay_s=0),
+    )
+
+
+async def test_a_transient_failure_is_retried_and_the_face_registered() -> None:
+    store = FlakyStore(failures=2)
+    outcome = await handler(store, attempts=3).handle(COMMAND)
+    assert outcome.code is None
+    assert outcome.face_id == COMMAND.face_id
+    assert [image.face_id for image in store.added] == [COMMAND.face_id]
+
+
+async def test_internal_error_only_once_the_retry_budget_is_spent() -> None:
+    store = FlakyStore(failures=100)
+    outcome = await handler(store, attempts=4).handle(COMMAND)
+    assert outcome.code is ErrorCode.INTERNAL
+    assert outcome.message == "errorMsg:MongoDB failed: AutoReconnect"
+    assert store.calls == 4
+    assert store.added == []
