@@ -24,7 +24,9 @@ class Settings(BaseSettings):
         "development",
         description="`production` refuses the embedded broker and the in-process store.",
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Level of the JSON log lines on stderr."
+    )
 
     kafka_bootstrap_servers: str | None = Field(
         None,
