@@ -13,8 +13,6 @@ def test_the_readme_lists_every_setting() -> None:
 
 def test_the_readme_lists_every_error_code_with_its_status() -> None:
     missing = [
-        code.value
-        for code in ErrorCode
-        if f"| {code.http_status} | `{code.value}` |" not in README
+        code.value for code in ErrorCode if f"| {code.http_status} | `{code.value}` |" not in README
     ]
     assert missing == []
