@@ -79,16 +79,20 @@ async def face_service(*args: str, timeout_s: float = 90) -> tuple[int, str]:
     return process.returncode, stdout.decode()
 
 
+async def register(bootstrap: str, user: str, person: str, url: str) -> tuple[int, str]:
+    """What the README has a user type in a second terminal."""
+    return await face_service(
+        "register", "--bootstrap-servers", bootstrap, "--user", user,
+        "--category-id", "Cat-1", "--person-id", person, "--image-url", url, "--wait",
+    )  # fmt: skip
+
+
 async def test_register_from_a_second_terminal_prints_a_face_id(
     running_service: RunningService, image_server: ImageServer
 ) -> None:
     url = image_server.serve("/e2e/astronaut.png", fixture_bytes("astronaut.png"))
 
-    code, out = await face_service(
-        "register", "--bootstrap-servers", running_service.bootstrap,
-        "--user", "demo", "--category-id", "Cat-1", "--person-id", "p1",
-        "--image-url", url, "--wait",
-    )  # fmt: skip
+    code, out = await register(running_service.bootstrap, "demo", "p1", url)
 
     assert code == 0, out
     result = json.loads(out)
@@ -101,11 +105,7 @@ async def test_a_refused_registration_prints_the_error_and_exits_non_zero(
 ) -> None:
     url = image_server.serve("/e2e/coffee.png", fixture_bytes("coffee.png"))
 
-    code, out = await face_service(
-        "register", "--bootstrap-servers", running_service.bootstrap,
-        "--user", "demo", "--category-id", "Cat-1", "--person-id", "p2",
-        "--image-url", url, "--wait",
-    )  # fmt: skip
+    code, out = await register(running_service.bootstrap, "demo", "p2", url)
 
     assert code == 1
     assert json.loads(out)["Code"] == "InvalidImage.NoFace"
@@ -135,11 +135,7 @@ async def test_each_command_outcome_is_one_json_log_line_without_secrets(
     running_service: RunningService, image_server: ImageServer
 ) -> None:
     url = image_server.serve("/e2e/signed.png", fixture_bytes("coffee.png")) + "?sig=SECRET"
-    code, out = await face_service(
-        "register", "--bootstrap-servers", running_service.bootstrap,
-        "--user", "log-user", "--category-id", "c", "--person-id", "p",
-        "--image-url", url, "--wait",
-    )  # fmt: skip
+    code, out = await register(running_service.bootstrap, "log-user", "p", url)
     assert code == 1
     request_id = json.loads(out)["RequestId"]
 

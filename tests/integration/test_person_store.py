@@ -13,8 +13,8 @@ from service.adapters.person_store import MongoPersonStore
 from service.domain.commands import RegisterFace
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.faces import Box
-from service.domain.ids import LibraryId
 from service.domain.person import FaceImage, ModelProvenance
+from tests.support.commands import register_face
 
 PROVENANCE = ModelProvenance(model="Dlib", detector="mtcnn", weights_sha256="ab" * 32)
 
@@ -26,15 +26,7 @@ def command(
     person: str = "P1",
     name: str | None = "Ann",
 ) -> RegisterFace:
-    return RegisterFace(
-        owner=owner,
-        request_id=request_id,
-        category=LibraryId.of(category),
-        person=LibraryId.of(person),
-        image_url=f"https://img.example/{request_id}.jpg",
-        person_name=name,
-        timestamp_ms=0,
-    )
+    return register_face(request_id, owner, category, person, name)
 
 
 def image(cmd: RegisterFace, sha: str | None = None) -> FaceImage:

@@ -6,14 +6,13 @@ from motor.motor_asyncio import AsyncIOMotorClient
 
 from service.adapters.image_fetcher import FetchLimits, HttpImageFetcher
 from service.adapters.person_store import MongoPersonStore
-from service.domain.commands import RegisterFace
 from service.domain.errors import ErrorCode
 from service.domain.faces import AnalysedFace
-from service.domain.ids import LibraryId
 from service.domain.person import ModelProvenance
 from service.service_layer.register import MatchPolicy, RegisterFaceHandler
 from service.service_layer.retry import RetryPolicy
 from tests.conftest import free_port
+from tests.support.commands import register_face
 
 
 class InferenceMustNotRun:
@@ -33,15 +32,7 @@ async def test_an_unreachable_store_ends_in_internal_error_after_the_retries() -
         match=MatchPolicy(enabled=True, max_distance=0.6),
         retry=RetryPolicy(attempts=3, base_delay_s=0.01),
     )
-    command = RegisterFace(
-        owner="u",
-        request_id="R1",
-        category=LibraryId.of("c"),
-        person=LibraryId.of("p"),
-        image_url="http://127.0.0.1:1/a.png",
-        person_name=None,
-        timestamp_ms=0,
-    )
+    command = register_face(image_url="http://127.0.0.1:1/a.png")
     try:
         outcome = await handler.handle(command)
     finally:

@@ -5,20 +5,12 @@ from __future__ import annotations
 from service.domain.commands import RegisterFace
 from service.domain.errors import ErrorCode, TransientError
 from service.domain.faces import AnalysedFace, Box
-from service.domain.ids import LibraryId
 from service.domain.person import FaceImage, ModelProvenance, Person
 from service.service_layer.register import MatchPolicy, RegisterFaceHandler
 from service.service_layer.retry import RetryPolicy
+from tests.support.commands import register_face
 
-COMMAND = RegisterFace(
-    owner="u",
-    request_id="R1",
-    category=LibraryId.of("c"),
-    person=LibraryId.of("p"),
-    image_url="https://img.example/a.jpg",
-    person_name=None,
-    timestamp_ms=0,
-)
+COMMAND = register_face()
 
 
 class FlakyStore:
