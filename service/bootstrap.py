@@ -60,8 +60,8 @@ class Service:
         async with AsyncExitStack() as stack:
             if settings.uses_embedded_kafka:
                 embedded = EmbeddedKafka(settings.embedded_kafka_host, settings.embedded_kafka_port)
-                await embedded.start()
                 stack.push_async_callback(embedded.stop)
+                await embedded.start()
                 await ensure_topics(
                     settings.bootstrap_servers,
                     (settings.commands_topic, settings.results_topic),
@@ -93,8 +93,8 @@ class Service:
                     settings.image_max_pixels,
                 )
             )
+            stack.push_async_callback(pool.close)
             await pool.start()
-            stack.callback(pool.close)
             fetcher = HttpImageFetcher(
                 FetchLimits(
                     connect_timeout_s=settings.image_connect_timeout_s,
@@ -116,6 +116,7 @@ class Service:
                 ),
                 match=MatchPolicy(settings.face_match_enabled, settings.face_match_max_distance),
                 retry=retry,
+                max_images_in_memory=settings.max_images_in_memory,
             )
             self._processor = CommandBatchProcessor(
                 handler=handler,

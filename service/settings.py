@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     image_total_timeout_s: float = Field(15.0, gt=0, description="Image fetch total timeout.")
     image_max_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest image in bytes.")
     image_max_pixels: int = Field(50_000_000, gt=0, description="Largest image in pixels.")
+    max_images_in_memory: int = Field(
+        8, ge=1, description="Images fetched and waiting for inference at once (memory bound)."
+    )
 
     face_model: str = Field("Dlib", description="DeepFace recognition model.")
     face_detector: str = Field("mtcnn", description="DeepFace detector backend.")

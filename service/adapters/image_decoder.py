@@ -11,7 +11,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from service.domain.errors import ErrorCode, Rejected
 
-ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "GIF"})
+# MPO is how Pillow names a JPEG with a multi-picture segment, as many phones write them.
+ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF"})
 
 
 def decode_image(data: bytes, max_pixels: int) -> NDArray[np.uint8]:
@@ -33,7 +34,7 @@ def decode_image(data: bytes, max_pixels: int) -> NDArray[np.uint8]:
                 )
             image.seek(0)
             upright = ImageOps.exif_transpose(image)
-            rgb = np.asarray(upright.convert("RGB"))
+            rgb = _to_rgb(upright)
     except Image.DecompressionBombError:
         raise Rejected(
             ErrorCode.IMAGE_TOO_LARGE, f"the image has over {max_pixels} pixels"
@@ -43,3 +44,12 @@ def decode_image(data: bytes, max_pixels: int) -> NDArray[np.uint8]:
             ErrorCode.IMAGE_FORMAT, f"the bytes are not a decodable image ({type(error).__name__})"
         ) from None
     return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def _to_rgb(image: Image.Image) -> NDArray[np.uint8]:
+    if image.mode.startswith("I;16") or image.mode == "I":
+        # Pillow's convert clips 16-bit samples at 255 (an almost white picture): scale.
+        wide = np.asarray(image).astype(np.uint32)
+        gray = (np.clip(wide, 0, 65535) >> 8).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    return np.asarray(image.convert("RGB"))

@@ -47,8 +47,13 @@ class HttpImageFetcher:
                 ErrorCode.IMAGE_DOWNLOAD,
                 f"the image did not arrive within {self._limits.total_timeout_s:g} s",
             ) from None
-        except httpx.InvalidURL as error:
-            raise Rejected(ErrorCode.INVALID_IMAGE_URL, f"ImageUrl is not valid: {error}") from None
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as error:
+            # ValueError covers what httpx leaves raw, such as an IDNA error in a host name
+            # (UnicodeError), whether in ImageUrl or in a redirect it leads to.
+            raise Rejected(
+                ErrorCode.INVALID_IMAGE_URL,
+                f"ImageUrl, or a redirect it led to, is not a valid URL ({type(error).__name__})",
+            ) from None
         except httpx.TooManyRedirects:
             raise Rejected(
                 ErrorCode.IMAGE_DOWNLOAD, f"more than {MAX_REDIRECTS} redirects"

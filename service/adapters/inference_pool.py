@@ -24,5 +24,6 @@ class InferencePool:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._engine.analyse, data)
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    async def close(self) -> None:
+        # Waits for the inference under way, which must not block the event loop meanwhile.
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -39,5 +40,6 @@ def derive_request_id(topic: str, partition: int, offset: int) -> str:
 
 def derive_face_id(owner: str, category_key: str, person_key: str, request_id: str) -> str:
     """32 lowercase hex characters, the same whenever the same command is processed."""
-    material = "\x1f".join((owner, category_key, person_key, request_id))
+    # JSON keeps the parts apart whatever characters the ids hold.
+    material = json.dumps([owner, category_key, person_key, request_id], ensure_ascii=False)
     return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]

@@ -16,11 +16,17 @@ class UserRateLimiter:
     user who keeps calling over the limit still gets `limit` calls through each second.
     """
 
+    SWEEP_EVERY = 4096
+
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._admitted: defaultdict[str, list[int]] = defaultdict(list)
+        self._calls = 0
 
     def admit(self, user: str, timestamp_ms: int) -> bool:
+        self._calls += 1
+        if self._calls % self.SWEEP_EVERY == 0:
+            self._forget_idle_users(timestamp_ms - 2 * WINDOW_MS)
         times = self._admitted[user]
         self._forget_before(times, timestamp_ms - 2 * WINDOW_MS)
         start = bisect.bisect_right(times, timestamp_ms - WINDOW_MS)
@@ -31,8 +37,16 @@ class UserRateLimiter:
         times.insert(end, timestamp_ms)
         return True
 
-    def forget_user(self, user: str) -> None:
-        self._admitted.pop(user, None)
+    @property
+    def tracked_users(self) -> int:
+        return len(self._admitted)
+
+    def _forget_idle_users(self, cutoff_ms: int) -> None:
+        idle = [
+            user for user, times in self._admitted.items() if not times or times[-1] < cutoff_ms
+        ]
+        for user in idle:
+            del self._admitted[user]
 
     @staticmethod
     def _forget_before(times: list[int], cutoff_ms: int) -> None:

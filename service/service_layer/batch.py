@@ -21,7 +21,7 @@ from service.domain.limiter import UserRateLimiter
 from service.logs import redact_url
 from service.service_layer.intake import Envelope, IncomingRecord, open_envelope, parse_command
 from service.service_layer.ports import ResultPublisher
-from service.service_layer.register import Outcome, RegisterFaceHandler
+from service.service_layer.register import Outcome, RegisterFaceHandler, unexpected_failure
 
 log = logging.getLogger("service.commands")
 
@@ -47,25 +47,40 @@ class CommandBatchProcessor:
         self._system_category_keys = frozenset(system_category_keys)
 
     async def process(self, records: Sequence[IncomingRecord]) -> None:
-        """Returns once every record of the batch has had its result published."""
+        """Returns once every record of the batch has had its result published.
+
+        Raises only when a result could not be published; the batch is then redone. A
+        TaskGroup cancels the other persons' work first, so no leftover task races the redo.
+        """
         received = time.perf_counter()
         admitted: list[_Admitted] = []
-        refusals = []
+        refusals: list[tuple[Envelope, Outcome]] = []
         for record in records:
             envelope = open_envelope(record)
             try:
-                if envelope.owner is not None and not self._limiter.admit(
-                    envelope.owner, record.timestamp_ms
-                ):
-                    raise Rejected(ErrorCode.THROTTLED, "the user's request rate is over its limit")
-                command = parse_command(envelope, self._system_category_keys)
+                command = self._admit(envelope)
             except Rejected as refusal:
-                outcome = Outcome(code=refusal.code, message=refusal.message)
-                refusals.append(self._answer(envelope, None, outcome, received))
+                refusals.append((envelope, Outcome(code=refusal.code, message=refusal.message)))
+                continue
+            except Exception as error:
+                # A bug met by one record must not stall its partition: it is answered and
+                # logged with its traceback.
+                log.exception("intake failed", extra={"request_id": envelope.request_id})
+                refusals.append((envelope, unexpected_failure(error)))
                 continue
             admitted.append(_Admitted(envelope, command, received))
-        await asyncio.gather(*refusals)
-        await asyncio.gather(*(self._run_in_order(group) for group in _by_person(admitted)))
+        async with asyncio.TaskGroup() as answers:
+            for envelope, outcome in refusals:
+                answers.create_task(self._answer(envelope, None, outcome, received))
+        async with asyncio.TaskGroup() as persons:
+            for group in _by_person(admitted):
+                persons.create_task(self._run_in_order(group))
+
+    def _admit(self, envelope: Envelope) -> RegisterFace:
+        owner, timestamp_ms = envelope.owner, envelope.record.timestamp_ms
+        if owner is not None and not self._limiter.admit(owner, timestamp_ms):
+            raise Rejected(ErrorCode.THROTTLED, "the user's request rate is over its limit")
+        return parse_command(envelope, self._system_category_keys)
 
     async def _run_in_order(self, group: list[_Admitted]) -> None:
         for item in group:

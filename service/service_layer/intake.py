@@ -127,6 +127,11 @@ def _rejection(error: ValidationError) -> Rejected:
 
 
 def _check_image_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # raises on a port that is not a number in range
+    except ValueError:
+        valid = False
+    if not valid:
         raise Rejected(ErrorCode.INVALID_IMAGE_URL, "ImageUrl must be an http or https URL")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,6 +14,8 @@ from service.domain.errors import ErrorCode, Rejected
 from service.domain.person import FaceImage, ModelProvenance, Person
 from service.service_layer.ports import FaceAnalyser, ImageFetcher, PersonStore
 from service.service_layer.retry import RetriesExhausted, RetryPolicy
+
+log = logging.getLogger("service.commands")
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,10 @@ class RegisterFaceHandler:
         provenance: ModelProvenance,
         match: MatchPolicy,
         retry: RetryPolicy,
+        max_images_in_memory: int = 8,
     ) -> None:
         self._store = store
+        self._images_in_memory = asyncio.Semaphore(max_images_in_memory)
         self._fetcher = fetcher
         self._analyser = analyser
         self._provenance = provenance
@@ -68,24 +74,30 @@ class RegisterFaceHandler:
             outcome.code, outcome.message = refusal.code, refusal.message
         except RetriesExhausted as error:
             outcome.code, outcome.message = ErrorCode.INTERNAL, f"errorMsg:{error}"
+        except Exception as error:
+            # Not transient and not a refusal: a bug or an input nothing foresaw. Answered
+            # and logged with its traceback, so the partition moves on.
+            log.exception("register failed", extra={"request_id": command.request_id})
+            failed = unexpected_failure(error)
+            outcome.code, outcome.message = failed.code, failed.message
         return outcome
 
     async def _register(self, command: RegisterFace, timings: dict[str, float]) -> tuple[str, bool]:
         face_id = command.face_id
         with _Stopwatch(timings, "store"):
             person = await self._retry.run(lambda: self._store.get_person(*command.person_ref))
-        if person is not None:
-            if (done := person.image_with_face_id(face_id)) is not None:
-                return done.face_id, False
-            if person.is_full:
+        if person is not None and (done := person.image_with_face_id(face_id)) is not None:
+            return done.face_id, False
+        async with self._images_in_memory:
+            with _Stopwatch(timings, "fetch"):
+                data = await self._fetcher.fetch(command.image_url)
+            sha256 = hashlib.sha256(data).hexdigest()
+            if person is not None and (same := person.image_with_sha256(sha256)) is not None:
+                return same.face_id, False
+            if person is not None and person.is_full:
                 raise _limit_exceeded(command)
-        with _Stopwatch(timings, "fetch"):
-            data = await self._fetcher.fetch(command.image_url)
-        sha256 = hashlib.sha256(data).hexdigest()
-        if person is not None and (same := person.image_with_sha256(sha256)) is not None:
-            return same.face_id, False
-        with _Stopwatch(timings, "inference"):
-            face = await self._analyser.analyse(data)
+            with _Stopwatch(timings, "inference"):
+                face = await self._analyser.analyse(data)
         self._check_match(person, face.embedding)
         image = FaceImage(
             face_id=face_id,
@@ -111,6 +123,10 @@ class RegisterFaceHandler:
                 f"the face matches none of person {person.person_id!r}'s faces "
                 f"(nearest distance {distance:.2f}, at most {self._match.max_distance:g})",
             )
+
+
+def unexpected_failure(error: Exception) -> Outcome:
+    return Outcome(code=ErrorCode.INTERNAL, message=f"errorMsg:unexpected {type(error).__name__}")
 
 
 def _limit_exceeded(command: RegisterFace) -> Rejected:

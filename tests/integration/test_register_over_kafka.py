@@ -16,6 +16,8 @@ from tests.conftest import free_port
 from tests.integration.conftest import IMAGE_MAX_BYTES
 from tests.support.image_server import ImageServer
 from tests.support.images import (
+    astronaut_16bit_gray_png,
+    astronaut_mpo,
     astronaut_variants,
     downscaled_astronaut,
     fixture_bytes,
@@ -65,6 +67,18 @@ async def test_a_registered_face_gets_a_face_id_and_is_stored(
     assert re.fullmatch(r"[0-9a-f]{64}", image["weights_sha256"])
 
 
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [("16-bit-gray.png", astronaut_16bit_gray_png), ("phone.mpo.jpg", astronaut_mpo)],
+)
+async def test_less_common_image_encodings_register(
+    name: str, make: Any, client: CommandClient, image_server: ImageServer
+) -> None:
+    url = image_server.serve(f"/{name}", make())
+    result = await client.register(new_user(), command(url))
+    assert "FaceId" in result, result
+
+
 async def test_a_command_without_request_id_gets_a_derived_one(
     client: CommandClient, image_server: ImageServer
 ) -> None:
@@ -107,6 +121,31 @@ async def test_an_unusable_image_gets_its_error_code(
     assert result["HttpStatusCode"] == 400
     assert result["Message"]
     assert await stored_person(service, user, "cat-1", "p1") is None
+
+
+async def test_the_byte_cap_holds_when_the_server_sends_no_length(
+    client: CommandClient, image_server: ImageServer
+) -> None:
+    url = image_server.serve("/no-length", b"\0" * (IMAGE_MAX_BYTES + 1), send_length=False)
+    result = await client.register(new_user(), command(url))
+    assert result["Code"] == "InvalidImage.TooLarge"
+
+
+async def test_urls_that_break_url_parsers_are_refused_and_the_partition_moves_on(
+    client: CommandClient, image_server: ImageServer
+) -> None:
+    user = new_user()
+    bad_redirect = image_server.redirect("/to-bad-host", "http://xn--/x.png")
+    good = image_server.serve("/after-poison.png", fixture_bytes("astronaut.png"))
+    urls = ["http://[::1/a.png", "http://xn--/a.png", bad_redirect, good]
+    ids = [await client.send(user, command(url, person=f"p{i}")) for i, url in enumerate(urls)]
+
+    results = await client.results_for(ids)
+
+    codes = [results[i].get("Code", "OK") for i in ids]
+    assert codes == ["InvalidParameter.ImageUrl"] * 3 + ["OK"]
+    await asyncio.sleep(1)  # a rewound batch would publish these again
+    assert all(len(client.results[i]) == 1 for i in ids)
 
 
 async def test_an_image_that_cannot_be_fetched_is_a_download_error(

@@ -12,6 +12,8 @@ class Route:
     body: bytes
     status: int = 200
     content_type: str = "application/octet-stream"
+    send_length: bool = True
+    location: str | None = None
 
 
 class ImageServer:
@@ -30,7 +32,11 @@ class ImageServer:
                     return
                 self.send_response(route.status)
                 self.send_header("Content-Type", route.content_type)
-                self.send_header("Content-Length", str(len(route.body)))
+                if route.location is not None:
+                    self.send_header("Location", route.location)
+                if route.send_length:
+                    self.send_header("Content-Length", str(len(route.body)))
+                # Without a length, HTTP/1.0 ends the body when the connection closes.
                 self.end_headers()
                 self.wfile.write(route.body)
 
@@ -53,6 +59,18 @@ class ImageServer:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def serve(self, path: str, body: bytes, status: int = 200, content_type: str = "") -> str:
-        self.routes[path] = Route(body, status, content_type or "application/octet-stream")
+    def serve(
+        self,
+        path: str,
+        body: bytes,
+        status: int = 200,
+        content_type: str = "",
+        send_length: bool = True,
+    ) -> str:
+        route = Route(body, status, content_type or "application/octet-stream", send_length)
+        self.routes[path] = route
+        return self.base_url + path
+
+    def redirect(self, path: str, location: str) -> str:
+        self.routes[path] = Route(b"", 302, "text/plain", True, location)
         return self.base_url + path

@@ -8,6 +8,7 @@ import zlib
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageOps
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -61,3 +62,15 @@ def png_header_only(width: int, height: int) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def astronaut_16bit_gray_png() -> bytes:
+    base = Image.open(FIXTURES / "astronaut.png").convert("L")
+    wide = Image.fromarray(np.asarray(base).astype(np.uint16) * 257)
+    return _encode(wide)
+
+
+def astronaut_mpo() -> bytes:
+    """A JPEG with a multi-picture segment, as phones write them."""
+    base = Image.open(FIXTURES / "astronaut.png").convert("RGB")
+    return _encode(base, "MPO", save_all=True, append_images=[base.resize((128, 128))])

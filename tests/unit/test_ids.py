@@ -45,3 +45,7 @@ def test_face_id_differs_between_owners_and_persons() -> None:
     assert base != derive_face_id("user-2", "cat-1", "p1", "REQ-1")
     assert base != derive_face_id("user-1", "cat-1", "p2", "REQ-1")
     assert base != derive_face_id("user-1", "cat-1", "p1", "REQ-2")
+
+
+def test_ids_holding_separator_characters_cannot_collide() -> None:
+    assert derive_face_id("u", "a\x1fb", "c", "R") != derive_face_id("u", "a", "b\x1fc", "R")

@@ -2,7 +2,12 @@ import pytest
 
 from service.adapters.image_decoder import decode_image
 from service.domain.errors import ErrorCode, Rejected
-from tests.support.images import fixture_bytes, png_header_only
+from tests.support.images import (
+    astronaut_16bit_gray_png,
+    astronaut_mpo,
+    fixture_bytes,
+    png_header_only,
+)
 
 
 def test_a_png_decodes_to_bgr_pixels() -> None:
@@ -27,3 +32,17 @@ def test_bytes_that_are_not_an_image_are_refused(data: bytes) -> None:
     with pytest.raises(Rejected) as refused:
         decode_image(data, max_pixels=10**7)
     assert refused.value.code is ErrorCode.IMAGE_FORMAT
+
+
+def test_a_16_bit_grayscale_png_keeps_its_tones() -> None:
+    pixels = decode_image(astronaut_16bit_gray_png(), max_pixels=10**7)
+    reference = decode_image(fixture_bytes("astronaut.png"), max_pixels=10**7)
+    assert pixels.shape == reference.shape
+    # Clipping 16-bit samples at 255 would leave most pixels white.
+    assert (pixels == 255).mean() < 0.05
+    assert abs(float(pixels.mean()) - float(reference.mean())) < 10
+
+
+def test_a_phone_jpeg_with_a_multi_picture_segment_is_accepted() -> None:
+    pixels = decode_image(astronaut_mpo(), max_pixels=10**7)
+    assert pixels.shape == (512, 512, 3)

@@ -68,6 +68,8 @@ def test_the_body_cannot_name_another_user() -> None:
         ("PersonName", "n" * 129, ErrorCode.INVALID_PERSON_NAME),
         ("ImageUrl", "ftp://img.example/a.jpg", ErrorCode.INVALID_IMAGE_URL),
         ("ImageUrl", "not a url", ErrorCode.INVALID_IMAGE_URL),
+        ("ImageUrl", "http://[::1/a.png", ErrorCode.INVALID_IMAGE_URL),
+        ("ImageUrl", "http://img.example:99999/a.png", ErrorCode.INVALID_IMAGE_URL),
         ("ImageUrl", None, ErrorCode.INVALID_IMAGE_URL),
         ("RequestId", "", ErrorCode.INVALID_REQUEST_ID),
     ],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from service.domain.commands import RegisterFace
 from service.domain.errors import ErrorCode, TransientError
 from service.domain.faces import AnalysedFace, Box
@@ -46,11 +48,18 @@ class Analyser:
         return AnalysedFace(box=Box(0, 0, 100, 100), confidence=0.99, embedding=(0.0,) * 128)
 
 
-def handler(store: FlakyStore, attempts: int) -> RegisterFaceHandler:
+class BrokenAnalyser:
+    async def analyse(self, data: bytes) -> AnalysedFace:
+        raise RuntimeError("an input nothing foresaw")
+
+
+def handler(
+    store: FlakyStore, attempts: int, analyser: object | None = None
+) -> RegisterFaceHandler:
     return RegisterFaceHandler(
         store=store,
         fetcher=Fetcher(),
-        analyser=Analyser(),
+        analyser=analyser or Analyser(),  # type: ignore[arg-type]
         provenance=ModelProvenance("Dlib", "mtcnn", "sha"),
         match=MatchPolicy(enabled=True, max_distance=0.6),
         retry=RetryPolicy(attempts=attempts, base_delay_s=0),
@@ -71,4 +80,17 @@ async def test_internal_error_only_once_the_retry_budget_is_spent() -> None:
     assert outcome.code is ErrorCode.INTERNAL
     assert outcome.message == "errorMsg:MongoDB failed: AutoReconnect"
     assert store.calls == 4
+    assert store.added == []
+
+
+async def test_an_unforeseen_failure_is_answered_as_internal_error_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = FlakyStore(failures=0)
+    outcome = await handler(store, attempts=1, analyser=BrokenAnalyser()).handle(COMMAND)
+    assert outcome.code is ErrorCode.INTERNAL
+    assert outcome.message == "errorMsg:unexpected RuntimeError"
+    assert any(
+        r.exc_info and "an input nothing foresaw" in str(r.exc_info[1]) for r in caplog.records
+    )
     assert store.added == []
