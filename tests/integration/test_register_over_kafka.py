@@ -284,15 +284,19 @@ async def test_the_same_request_id_twice_stores_one_image_and_answers_the_same_f
     client: CommandClient, service: Service, image_server: ImageServer
 ) -> None:
     user = new_user()
-    url = image_server.serve("/same-request.jpg", astronaut_variants(12)[3])
-    body = command(url, RequestId=new_request_id())
+    request_id = new_request_id()
+    first_url = image_server.serve("/same-request-1.jpg", astronaut_variants(12)[3])
+    # A retry of a call is the same call, even if the URL now serves other bytes.
+    second_url = image_server.serve("/same-request-2.jpg", astronaut_variants(12)[5])
 
-    await client.send(user, body)
-    await client.send(user, body)
-    first, second = await client.all_results(body["RequestId"], count=2)
+    await client.send(user, command(first_url, RequestId=request_id))
+    await client.send(user, command(second_url, RequestId=request_id))
+    first, second = await client.all_results(request_id, count=2)
 
     assert first["FaceId"] == second["FaceId"]
-    assert len((await stored_person(service, user, "cat-1", "p1"))["images"]) == 1
+    [image] = (await stored_person(service, user, "cat-1", "p1"))["images"]
+    assert image["image_url"] == first_url
+    assert image_server.hits.get("/same-request-2.jpg", 0) == 0
 
 
 async def test_the_same_image_under_new_request_ids_answers_the_existing_face_id(

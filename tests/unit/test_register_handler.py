@@ -38,6 +38,38 @@ class FlakyStore:
         return image
 
 
+class MemoryStore:
+    """Keeps one person's images, as the real store would."""
+
+    def __init__(self) -> None:
+        self.person: Person | None = None
+
+    async def get_person(self, owner: str, category_key: str, person_key: str) -> Person | None:
+        return self.person
+
+    async def add_image(self, command: RegisterFace, image: FaceImage) -> FaceImage:
+        images = tuple(self.person.images) if self.person else ()
+        self.person = Person(
+            owner=command.owner,
+            category_id=command.category.display,
+            category_key=command.category.key,
+            person_id=command.person.display,
+            person_key=command.person.key,
+            person_name=None,
+            images=(*images, image),
+        )
+        return image
+
+
+class CountingAnalyser:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def analyse(self, data: bytes) -> AnalysedFace:
+        self.calls += 1
+        return AnalysedFace(box=Box(0, 0, 100, 100), confidence=0.99, embedding=(0.0,) * 128)
+
+
 class Fetcher:
     async def fetch(self, url: str) -> bytes:
         return b"image bytes"
@@ -53,11 +85,9 @@ class BrokenAnalyser:
         raise RuntimeError("an input nothing foresaw")
 
 
-def handler(
-    store: FlakyStore, attempts: int, analyser: object | None = None
-) -> RegisterFaceHandler:
+def handler(store: object, attempts: int, analyser: object | None = None) -> RegisterFaceHandler:
     return RegisterFaceHandler(
-        store=store,
+        store=store,  # type: ignore[arg-type]
         fetcher=Fetcher(),
         analyser=analyser or Analyser(),  # type: ignore[arg-type]
         provenance=ModelProvenance("Dlib", "mtcnn", "sha"),
@@ -94,3 +124,12 @@ async def test_an_unforeseen_failure_is_answered_as_internal_error_and_logged(
         r.exc_info and "an input nothing foresaw" in str(r.exc_info[1]) for r in caplog.records
     )
     assert store.added == []
+
+
+async def test_the_same_bytes_again_answer_the_stored_face_without_inference() -> None:
+    store, analyser = MemoryStore(), CountingAnalyser()
+    use_case = handler(store, attempts=1, analyser=analyser)
+    first = await use_case.handle(register_face("R1"))
+    again = await use_case.handle(register_face("R2"))
+    assert again.face_id == first.face_id and not again.stored
+    assert analyser.calls == 1
