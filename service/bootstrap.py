@@ -11,9 +11,8 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
 from service.adapters.embedded_kafka import EmbeddedKafka, ensure_topics
-from service.adapters.face_engine import DeepFaceEngine
 from service.adapters.image_fetcher import FetchLimits, HttpImageFetcher
-from service.adapters.inference_pool import InferencePool
+from service.adapters.inference_pool import EngineConfig, InferencePool
 from service.adapters.model_weights import place_weights
 from service.adapters.mongo import open_database
 from service.adapters.person_store import MongoPersonStore
@@ -46,6 +45,7 @@ class Service:
         self._processor: CommandBatchProcessor | None = None
         # The database handle, once started: operators' tools and tests read it.
         self.database: Any = None
+        self.inference: InferencePool | None = None
         subscribe_commands(self.broker, settings, self._process)
 
     async def _process(self, records: Sequence[IncomingRecord]) -> None:
@@ -81,18 +81,21 @@ class Service:
                 settings.deepface_home, settings.face_model, settings.face_detector
             )
             pool = InferencePool(
-                DeepFaceEngine(
-                    settings.face_model,
-                    settings.face_detector,
-                    FacePolicy(
+                EngineConfig(
+                    model_name=settings.face_model,
+                    detector_name=settings.face_detector,
+                    policy=FacePolicy(
                         min_confidence=settings.face_min_confidence,
                         min_size_px=settings.face_min_size_px,
                         max_yaw_degrees=settings.face_max_yaw_degrees,
                         max_roll_degrees=settings.face_max_roll_degrees,
                     ),
-                    settings.image_max_pixels,
-                )
+                    max_pixels=settings.image_max_pixels,
+                    deepface_home=str(settings.deepface_home),
+                ),
+                workers=settings.inference_workers,
             )
+            self.inference = pool
             stack.push_async_callback(pool.close)
             await pool.start()
             fetcher = HttpImageFetcher(

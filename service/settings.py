@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -87,6 +88,11 @@ class Settings(BaseSettings):
     face_match_max_distance: float = Field(
         0.6, gt=0, description="Largest euclidean distance at which two faces match (Dlib)."
     )
+    inference_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Inference worker processes, each with its own models. Default: CPU count.",
+    )
     deepface_home: Path = Field(
         Path.home() / ".cache" / "face-service",
         description="Where the model weights are placed for DeepFace ($DEEPFACE_HOME).",
@@ -142,7 +148,7 @@ def describe_settings() -> str:
     """A table of every setting for `--help` and the README."""
     lines = []
     for name, field in Settings.model_fields.items():
-        default = field.default
+        default = "CPU count" if field.default_factory else field.default
         if isinstance(default, tuple):
             default = ",".join(default)
         shown = "unset" if default is None else str(default)

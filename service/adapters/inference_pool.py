@@ -1,28 +1,109 @@
-"""Runs the face engine off the event loop on a pool created at start-up."""
+"""Face inference in worker processes, one model copy each, off the event loop.
+
+A process per core: TensorFlow and dlib each run their kernels on one thread here, so
+processes, not threads, are what put both cores to work.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 
-from service.adapters.face_engine import DeepFaceEngine
-from service.domain.faces import AnalysedFace
+from service.domain.errors import TransientError
+from service.domain.faces import AnalysedFace, FacePolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    model_name: str
+    detector_name: str
+    policy: FacePolicy
+    max_pixels: int
+    deepface_home: str
+
+
+_engine = None
+
+
+def _start_worker(config: EngineConfig) -> None:
+    # Set before TensorFlow is imported, which reads them once.
+    os.environ["DEEPFACE_HOME"] = config.deepface_home
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    from service.adapters.face_engine import DeepFaceEngine
+
+    global _engine
+    _engine = DeepFaceEngine(
+        config.model_name, config.detector_name, config.policy, config.max_pixels
+    )
+    _engine.load()
+
+
+def _analyse(data: bytes) -> AnalysedFace:
+    assert _engine is not None, "worker started without its engine"
+    return _engine.analyse(data)
+
+
+def _warm(hold_s: float) -> int:
+    # Holding the worker a moment makes each warm-up call land on a different process.
+    time.sleep(hold_s)
+    return os.getpid()
 
 
 class InferencePool:
-    """One inference thread: TensorFlow and dlib use the cores themselves, and the models
-    are not shared across threads safely."""
+    def __init__(self, config: EngineConfig, workers: int) -> None:
+        self._config = config
+        self._workers = workers
+        self._executor = self._new_executor()
+        self.restarts = 0
 
-    def __init__(self, engine: DeepFaceEngine) -> None:
-        self._engine = engine
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(self._config,),
+        )
 
     async def start(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._engine.load)
+        """Start every worker and load its models before the first command."""
+        loop = asyncio.get_running_loop()
+        pids = await asyncio.gather(
+            *(loop.run_in_executor(self._executor, _warm, 0.5) for _ in range(self._workers))
+        )
+        log.info("inference workers ready", extra={"workers": sorted(set(pids))})
 
     async def analyse(self, data: bytes) -> AnalysedFace:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._engine.analyse, data)
+        executor = self._executor
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, _analyse, data)
+        except BrokenProcessPool:
+            self._replace(executor)
+            raise TransientError("an inference worker died; the image is tried again") from None
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        # Several commands see the same broken pool: only the first replaces it.
+        if broken is not self._executor:
+            return
+        self.restarts += 1
+        log.warning(
+            "inference worker died; starting new workers", extra={"restarts": self.restarts}
+        )
+        broken.shutdown(wait=False, cancel_futures=True)
+        self._executor = self._new_executor()
+
+    def worker_pids(self) -> list[int]:
+        return sorted(self._executor._processes)
 
     async def close(self) -> None:
         # Waits for the inference under way, which must not block the event loop meanwhile.

@@ -45,6 +45,10 @@ class Rejected(Exception):
         self.code = code
         self.message = message
 
+    def __reduce__(self) -> tuple[type[Rejected], tuple[ErrorCode, str]]:
+        # Refusals cross from the inference processes back to the service.
+        return (Rejected, (self.code, self.message))
+
 
 class TransientError(Exception):
     """A failure of an outside system that may pass: retried, never turned into a refusal."""

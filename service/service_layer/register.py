@@ -97,7 +97,7 @@ class RegisterFaceHandler:
             if person is not None and person.is_full:
                 raise _limit_exceeded(command)
             with _Stopwatch(timings, "inference"):
-                face = await self._analyser.analyse(data)
+                face = await self._retry.run(lambda: self._analyser.analyse(data))
         self._check_match(person, face.embedding)
         image = FaceImage(
             face_id=face_id,

@@ -32,6 +32,7 @@ async def service(
         image_total_timeout_s=5,
         retry_attempts=2,
         retry_base_delay_s=0.01,
+        inference_workers=2,
     )
     async with Service(settings).running() as running:
         yield running
