@@ -5,30 +5,120 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
 from service.adapters.embedded_kafka import EmbeddedKafka, ensure_topics
+from service.adapters.event_log import read_face_events
 from service.adapters.image_fetcher import FetchLimits, HttpImageFetcher
 from service.adapters.inference_pool import EngineConfig, InferencePool
 from service.adapters.model_weights import place_weights
 from service.adapters.mongo import open_database
 from service.adapters.person_store import MongoPersonStore
-from service.adapters.result_publisher import KafkaResultPublisher
+from service.adapters.result_publisher import KafkaJsonPublisher
 from service.domain.faces import FacePolicy
 from service.domain.ids import identity_key
-from service.domain.limiter import UserRateLimiter
 from service.domain.person import ModelProvenance
-from service.entrypoints.consumer import subscribe_commands
-from service.service_layer.batch import CommandBatchProcessor
+from service.entrypoints.consumer import CommandPartitions, subscribe_commands
+from service.service_layer.batch import CommandBatchProcessor, PartitionThrottle
 from service.service_layer.intake import IncomingRecord
+from service.service_layer.ports import MessagePublisher
 from service.service_layer.register import MatchPolicy, RegisterFaceHandler
+from service.service_layer.restore import apply_face_events
 from service.service_layer.retry import RetryPolicy
 from service.settings import Settings
 
 log = logging.getLogger("service")
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(settings.retry_attempts, settings.retry_base_delay_s)
+
+
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[tuple[MongoPersonStore, Any]]:
+    """The person store and its database, indexes created."""
+    uri = settings.mongodb_uri.get_secret_value() if settings.mongodb_uri else None
+    client, database = open_database(uri, settings.mongodb_database)
+    try:
+        if uri is None:
+            log.warning("no MONGODB_URI: faces are kept in process memory and NOT persisted")
+        store = MongoPersonStore(database)
+        await retry_policy(settings).run(store.ensure_indexes)
+        yield store, database
+    finally:
+        client.close()
+
+
+@dataclass
+class Pipeline:
+    """Everything that turns command records into results, for the service and replays."""
+
+    processor: CommandBatchProcessor
+    inference: InferencePool
+
+
+@asynccontextmanager
+async def open_pipeline(
+    settings: Settings,
+    store: MongoPersonStore,
+    results: MessagePublisher,
+    events: MessagePublisher,
+) -> AsyncIterator[Pipeline]:
+    async with AsyncExitStack() as stack:
+        weights = place_weights(settings.deepface_home, settings.face_model, settings.face_detector)
+        inference = InferencePool(_engine_config(settings), workers=settings.inference_workers)
+        stack.push_async_callback(inference.close)
+        await inference.start()
+        fetcher = HttpImageFetcher(
+            FetchLimits(
+                connect_timeout_s=settings.image_connect_timeout_s,
+                read_timeout_s=settings.image_read_timeout_s,
+                total_timeout_s=settings.image_total_timeout_s,
+                max_bytes=settings.image_max_bytes,
+            )
+        )
+        stack.push_async_callback(fetcher.close)
+        handler = RegisterFaceHandler(
+            store=store,
+            fetcher=fetcher,
+            analyser=inference,
+            provenance=ModelProvenance(
+                model=settings.face_model,
+                detector=settings.face_detector,
+                weights_sha256=weights.model_weights_sha256,
+            ),
+            match=MatchPolicy(settings.face_match_enabled, settings.face_match_max_distance),
+            retry=retry_policy(settings),
+            max_images_in_memory=settings.max_images_in_memory,
+        )
+        processor = CommandBatchProcessor(
+            handler=handler,
+            throttle=PartitionThrottle(settings.rate_limit_per_second),
+            results=results,
+            events=events,
+            retry=retry_policy(settings),
+            system_category_keys={identity_key(c) for c in settings.system_category_ids},
+        )
+        yield Pipeline(processor=processor, inference=inference)
+
+
+def _engine_config(settings: Settings) -> EngineConfig:
+    return EngineConfig(
+        model_name=settings.face_model,
+        detector_name=settings.face_detector,
+        policy=FacePolicy(
+            min_confidence=settings.face_min_confidence,
+            min_size_px=settings.face_min_size_px,
+            max_yaw_degrees=settings.face_max_yaw_degrees,
+            max_roll_degrees=settings.face_max_roll_degrees,
+        ),
+        max_pixels=settings.image_max_pixels,
+        deepface_home=str(settings.deepface_home),
+    )
 
 
 class Service:
@@ -41,17 +131,44 @@ class Service:
             enable_idempotence=settings.idempotent_producer,
             client_id="face-register-service",
             logger=logging.getLogger("faststream"),
+            # On stop, the batch under way may finish (and be committed) for this long.
+            graceful_timeout=settings.shutdown_deadline_s,
         )
-        self._processor: CommandBatchProcessor | None = None
-        # The database handle, once started: operators' tools and tests read it.
+        self._pipeline: Pipeline | None = None
+        self._store: MongoPersonStore | None = None
+        # Once started, for operators' tools and tests.
         self.database: Any = None
         self.inference: InferencePool | None = None
-        subscribe_commands(self.broker, settings, self._process)
+        partitions = CommandPartitions(
+            settings.commands_topic, self._partitions_assigned, self._partitions_revoked
+        )
+        subscribe_commands(self.broker, settings, self._process, partitions)
 
     async def _process(self, records: Sequence[IncomingRecord]) -> None:
-        if self._processor is None:
+        if self._pipeline is None:
             raise RuntimeError("a batch arrived before the service finished starting")
-        await self._processor.process(records)
+        await self._pipeline.processor.process(records)
+
+    async def _partitions_assigned(self, partitions: set[int]) -> None:
+        if self.settings.uses_embedded_store and self._store is not None and partitions:
+            # The in-process store holds only what this process saw: before consuming a
+            # partition's commands, it takes in that partition's faces from the events.
+            restored = await apply_face_events(
+                read_face_events(
+                    self.settings.bootstrap_servers, self.settings.events_topic, partitions
+                ),
+                self._store.restore,
+                retry_policy(self.settings),
+            )
+            log.info(
+                "store rebuilt from face events",
+                extra={"partitions": sorted(partitions), "events": dict(restored)},
+            )
+
+    async def _partitions_revoked(self, partitions: set[int]) -> None:
+        if self._pipeline is not None:
+            for partition in partitions:
+                self._pipeline.processor.forget_partition(partition)
 
     @asynccontextmanager
     async def resources(self) -> AsyncIterator[None]:
@@ -64,81 +181,36 @@ class Service:
                 await embedded.start()
                 await ensure_topics(
                     settings.bootstrap_servers,
-                    (settings.commands_topic, settings.results_topic),
+                    (settings.commands_topic, settings.results_topic, settings.events_topic),
                     settings.kafka_topic_partitions,
                 )
-            uri = settings.mongodb_uri.get_secret_value() if settings.mongodb_uri else None
-            client, database = open_database(uri, settings.mongodb_database)
-            self.database = database
-            stack.callback(client.close)
-            if uri is None:
-                log.warning("no MONGODB_URI: faces are kept in process memory and NOT persisted")
-            store = MongoPersonStore(database)
-            retry = RetryPolicy(settings.retry_attempts, settings.retry_base_delay_s)
-            await retry.run(store.ensure_indexes)
-
-            weights = place_weights(
-                settings.deepface_home, settings.face_model, settings.face_detector
-            )
-            pool = InferencePool(
-                EngineConfig(
-                    model_name=settings.face_model,
-                    detector_name=settings.face_detector,
-                    policy=FacePolicy(
-                        min_confidence=settings.face_min_confidence,
-                        min_size_px=settings.face_min_size_px,
-                        max_yaw_degrees=settings.face_max_yaw_degrees,
-                        max_roll_degrees=settings.face_max_roll_degrees,
-                    ),
-                    max_pixels=settings.image_max_pixels,
-                    deepface_home=str(settings.deepface_home),
-                ),
-                workers=settings.inference_workers,
-            )
-            self.inference = pool
-            stack.push_async_callback(pool.close)
-            await pool.start()
-            fetcher = HttpImageFetcher(
-                FetchLimits(
-                    connect_timeout_s=settings.image_connect_timeout_s,
-                    read_timeout_s=settings.image_read_timeout_s,
-                    total_timeout_s=settings.image_total_timeout_s,
-                    max_bytes=settings.image_max_bytes,
+            store, self.database = await stack.enter_async_context(open_store(settings))
+            self._store = store
+            pipeline = await stack.enter_async_context(
+                open_pipeline(
+                    settings,
+                    store,
+                    results=KafkaJsonPublisher(self.broker, settings.results_topic),
+                    events=KafkaJsonPublisher(self.broker, settings.events_topic),
                 )
             )
-            stack.push_async_callback(fetcher.close)
-
-            handler = RegisterFaceHandler(
-                store=store,
-                fetcher=fetcher,
-                analyser=pool,
-                provenance=ModelProvenance(
-                    model=settings.face_model,
-                    detector=settings.face_detector,
-                    weights_sha256=weights.model_weights_sha256,
-                ),
-                match=MatchPolicy(settings.face_match_enabled, settings.face_match_max_distance),
-                retry=retry,
-                max_images_in_memory=settings.max_images_in_memory,
-            )
-            self._processor = CommandBatchProcessor(
-                handler=handler,
-                limiter=UserRateLimiter(settings.rate_limit_per_second),
-                publisher=KafkaResultPublisher(self.broker, settings.results_topic),
-                system_category_keys={identity_key(c) for c in settings.system_category_ids},
-            )
+            self._pipeline, self.inference = pipeline, pipeline.inference
             log.info(
                 "service ready",
                 extra={
                     "bootstrap_servers": settings.bootstrap_servers,
                     "commands_topic": settings.commands_topic,
                     "results_topic": settings.results_topic,
+                    "events_topic": settings.events_topic,
                     "model": settings.face_model,
                     "detector": settings.face_detector,
+                    "inference_workers": settings.inference_workers,
                 },
             )
-            yield
-            self._processor = None
+            try:
+                yield
+            finally:
+                self._pipeline = None
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Service]:

@@ -46,8 +46,19 @@ class Settings(BaseSettings):
     kafka_group_id: str = Field("face-register", description="Consumer group of the service.")
     commands_topic: str = Field("face.register.commands", description="Commands topic.")
     results_topic: str = Field("face.register.results", description="Results topic.")
+    events_topic: str = Field(
+        "face.register.events",
+        description="Face events (biometric: restrict access). Same partition count as commands.",
+    )
     max_records_in_flight: int = Field(
         200, ge=1, description="Most records taken from Kafka at once (back-pressure)."
+    )
+
+    shutdown_deadline_s: float = Field(
+        20.0,
+        gt=0,
+        description="On SIGTERM, how long in-flight work may finish before it is abandoned "
+        "(uncommitted, redone later). Keep it under the Kubernetes grace period.",
     )
 
     mongodb_uri: SecretStr | None = Field(

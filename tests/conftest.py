@@ -37,7 +37,11 @@ async def kafka() -> AsyncIterator[str]:
 @pytest_asyncio.fixture(scope="session")
 async def topics(kafka: str) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:8]
-    names = {"commands": f"commands-{suffix}", "results": f"results-{suffix}"}
+    names = {
+        "commands": f"commands-{suffix}",
+        "results": f"results-{suffix}",
+        "events": f"events-{suffix}",
+    }
     await ensure_topics(kafka, list(names.values()), partitions=4)
     return names
 

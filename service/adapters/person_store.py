@@ -84,6 +84,14 @@ class MongoPersonStore:
             f"person {command.person.display!r} already has {MAX_IMAGES_PER_PERSON} images",
         )
 
+    async def restore(self, command: RegisterFace, image: FaceImage) -> bool:
+        """Apply a face event again: True if the image was missing and is now stored."""
+        try:
+            stored = await self.add_image(command, image)
+        except Rejected:
+            return False  # the person is full: the event was applied before
+        return stored is image
+
     async def _create_person_once(
         self, command: RegisterFace, identity: dict[str, str], now: datetime
     ) -> None:

@@ -1,21 +1,35 @@
-"""Results go to the results topic, keyed by the owner like the command."""
+"""JSON messages to a Kafka topic, keyed by the owner like the command."""
 
 from __future__ import annotations
 
+from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
 
-from service.contracts.messages import RegisterResult
+from service.domain.errors import TransientError
 
 
-class KafkaResultPublisher:
+class KafkaJsonPublisher:
     def __init__(self, broker: KafkaBroker, topic: str) -> None:
         self._broker = broker
-        self._topic = topic
+        self.topic = topic
 
-    async def publish(self, owner: str | None, result: RegisterResult) -> None:
-        await self._broker.publish(
-            result.model_dump(mode="json"),
-            topic=self._topic,
-            key=owner.encode("utf-8") if owner is not None else None,
-            headers={"result-type": type(result).__name__},
-        )
+    async def publish(self, owner: str | None, message: BaseModel) -> None:
+        try:
+            await self._broker.publish(
+                message.model_dump(mode="json"),
+                topic=self.topic,
+                key=owner.encode("utf-8") if owner is not None else None,
+                headers={"message-type": type(message).__name__},
+            )
+        except (KafkaError, OSError) as error:
+            raise TransientError(f"publishing to {self.topic} failed: {error!r}") from error
+
+
+class DiscardingPublisher:
+    """For replays that must not write to the live topics."""
+
+    topic = ""
+
+    async def publish(self, owner: str | None, message: BaseModel) -> None:
+        return None

@@ -10,6 +10,7 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
 from service.contracts.messages import (
+    FaceRegistered,
     RegisterCustomFaceCommand,
     RegisterFailed,
     RegisterSucceeded,
@@ -44,6 +45,13 @@ def _contract_broker() -> KafkaBroker:
         "RegisterFailed.",
         schema=RegisterSucceeded | RegisterFailed,
     )
+    @broker.publisher(
+        _default("events_topic"),
+        title=f"{_default('events_topic')}:FaceRegistered",
+        description="Every face added to a person, keyed by owner: the library's change log. "
+        "Holds embeddings (biometric data): restrict access.",
+        schema=FaceRegistered,
+    )
     async def register_custom_face(command: RegisterCustomFaceCommand) -> None:
         return None
 
@@ -61,6 +69,7 @@ def build_documents() -> dict[str, Any]:
         "register-custom-face-command.schema.json": RegisterCustomFaceCommand.model_json_schema(),
         "register-succeeded.schema.json": RegisterSucceeded.model_json_schema(),
         "register-failed.schema.json": RegisterFailed.model_json_schema(),
+        "face-registered.schema.json": FaceRegistered.model_json_schema(),
         "asyncapi.json": asyncapi.to_specification().to_jsonable(),
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -85,3 +86,38 @@ class RegisterFailed(BaseModel):
 
 
 RegisterResult = RegisterSucceeded | RegisterFailed
+
+
+class FaceBox(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    X: int = Field(description="Left edge of the face, pixels.")
+    Y: int = Field(description="Top edge of the face, pixels.")
+    W: int = Field(description="Width of the face, pixels.")
+    H: int = Field(description="Height of the face, pixels.")
+
+
+class FaceRegistered(BaseModel):
+    """A face added to a person: the value of a record on the events topic, keyed by owner.
+
+    Everything needed to rebuild a person library without fetching an image again. It holds
+    a biometric embedding: the topic must be access-restricted. Consumers dedupe by FaceId
+    (a crash between the store write and the result re-publishes an identical event).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", title="FaceRegistered")
+
+    Owner: str = Field(description="The user (account) id that owns the library.")
+    CategoryId: str = Field(description="The library id as the command spelled it.")
+    PersonId: str = Field(description="The person id as the command spelled it.")
+    PersonName: str | None = Field(description="PersonName given by the command, if any.")
+    FaceId: str = Field(pattern="^[0-9a-f]{32}$", description="Id of the registered face.")
+    RequestId: str = Field(description="RequestId of the command that registered it.")
+    ImageUrl: str = Field(description="Where the image was fetched from.")
+    ImageSha256: str = Field(description="sha256 of the image bytes, hex.")
+    Embedding: tuple[float, ...] = Field(description="The face embedding (Dlib: 128 floats).")
+    Box: FaceBox = Field(description="The face in the image.")
+    Model: str = Field(description="Recognition model that computed the embedding.")
+    Detector: str = Field(description="Detector that found the face.")
+    WeightsSha256: str = Field(description="sha256 of the model's weight file.")
+    RegisteredAt: datetime = Field(description="When the face was stored (UTC, milliseconds).")

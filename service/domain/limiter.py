@@ -37,6 +37,9 @@ class UserRateLimiter:
         times.insert(end, timestamp_ms)
         return True
 
+    def forget_user(self, user: str) -> None:
+        self._admitted.pop(user, None)
+
     @property
     def tracked_users(self) -> int:
         return len(self._admitted)

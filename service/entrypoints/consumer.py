@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -18,7 +18,24 @@ from faststream.kafka.annotations import KafkaMessage
 from service.service_layer.intake import IncomingRecord
 from service.settings import Settings
 
-BatchHandler = Callable[[Sequence[IncomingRecord]], Awaitable[None]]
+BatchHandler = Callable[[Sequence[IncomingRecord]], Awaitable[object]]
+PartitionsChanged = Callable[[set[int]], Awaitable[None]]
+
+
+class CommandPartitions(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Partition-scoped state moves with the partition: aiokafka awaits these callbacks
+    before it fetches from newly assigned partitions."""
+
+    def __init__(self, topic: str, assigned: PartitionsChanged, revoked: PartitionsChanged) -> None:
+        self._topic = topic
+        self._assigned = assigned
+        self._revoked = revoked
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._assigned({tp.partition for tp in assigned if tp.topic == self._topic})
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._revoked({tp.partition for tp in revoked if tp.topic == self._topic})
 
 
 async def _parse_without_headers(
@@ -33,7 +50,9 @@ def _no_body_decoding(_message: Any) -> None:
     return None
 
 
-def subscribe_commands(broker: KafkaBroker, settings: Settings, handle: BatchHandler) -> None:
+def subscribe_commands(
+    broker: KafkaBroker, settings: Settings, handle: BatchHandler, listener: CommandPartitions
+) -> None:
     @broker.subscriber(
         settings.commands_topic,
         group_id=settings.kafka_group_id,
@@ -47,6 +66,7 @@ def subscribe_commands(broker: KafkaBroker, settings: Settings, handle: BatchHan
         parser=_parse_without_headers,
         decoder=_no_body_decoding,
         include_in_schema=False,
+        listener=listener,
     )
     async def on_commands(message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message

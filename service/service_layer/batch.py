@@ -11,17 +11,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from pydantic import BaseModel
+
+from service.contracts.face_events import face_registered
 from service.contracts.messages import RegisterFailed, RegisterResult, RegisterSucceeded
 from service.domain.commands import RegisterFace
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.limiter import UserRateLimiter
 from service.logs import redact_url
 from service.service_layer.intake import Envelope, IncomingRecord, open_envelope, parse_command
-from service.service_layer.ports import ResultPublisher
+from service.service_layer.ports import MessagePublisher
 from service.service_layer.register import Outcome, RegisterFaceHandler, unexpected_failure
+from service.service_layer.retry import RetryPolicy
 
 log = logging.getLogger("service.commands")
 
@@ -33,24 +38,59 @@ class _Admitted:
     received: float
 
 
+class PartitionThrottle:
+    """The limiter, seen per partition: a record delivered again gets the decision it got
+    the first time, and a partition that moves away takes its users' state with it."""
+
+    def __init__(self, limit: int) -> None:
+        self._limiter = UserRateLimiter(limit)
+        self._decided: defaultdict[int, dict[int, bool]] = defaultdict(dict)
+        self._users: defaultdict[int, set[str]] = defaultdict(set)
+
+    def admit(self, owner: str, record: IncomingRecord) -> bool:
+        decided = self._decided[record.partition]
+        if record.offset not in decided:
+            decided[record.offset] = self._limiter.admit(owner, record.timestamp_ms)
+            self._users[record.partition].add(owner)
+            self._forget_old_decisions(decided)
+        return decided[record.offset]
+
+    def forget_partition(self, partition: int) -> None:
+        self._decided.pop(partition, None)
+        for user in self._users.pop(partition, set()):
+            self._limiter.forget_user(user)
+
+    @staticmethod
+    def _forget_old_decisions(decided: dict[int, bool], keep: int = 50_000) -> None:
+        # Redelivery only repeats records after the last commit: old ones can go.
+        if len(decided) > 2 * keep:
+            for offset in sorted(decided)[:-keep]:
+                del decided[offset]
+
+
 class CommandBatchProcessor:
     def __init__(
         self,
         handler: RegisterFaceHandler,
-        limiter: UserRateLimiter,
-        publisher: ResultPublisher,
+        throttle: PartitionThrottle,
+        results: MessagePublisher,
+        events: MessagePublisher,
+        retry: RetryPolicy,
         system_category_keys: Collection[str],
     ) -> None:
         self._handler = handler
-        self._limiter = limiter
-        self._publisher = publisher
+        self._throttle = throttle
+        self._results = results
+        self._events = events
+        self._retry = retry
         self._system_category_keys = frozenset(system_category_keys)
 
-    async def process(self, records: Sequence[IncomingRecord]) -> None:
+    async def process(self, records: Sequence[IncomingRecord]) -> list[Outcome]:
         """Returns once every record of the batch has had its result published.
 
-        Raises only when a result could not be published; the batch is then redone. A
-        TaskGroup cancels the other persons' work first, so no leftover task races the redo.
+        Raises only when a result could not be published within the retry budget; the
+        batch is then redone. A TaskGroup cancels the other persons' work first, so no
+        leftover task races the redo.
         """
         received = time.perf_counter()
         admitted: list[_Admitted] = []
@@ -69,23 +109,36 @@ class CommandBatchProcessor:
                 refusals.append((envelope, unexpected_failure(error)))
                 continue
             admitted.append(_Admitted(envelope, command, received))
+        outcomes = [outcome for _, outcome in refusals]
         async with asyncio.TaskGroup() as answers:
             for envelope, outcome in refusals:
                 answers.create_task(self._answer(envelope, None, outcome, received))
         async with asyncio.TaskGroup() as persons:
-            for group in _by_person(admitted):
-                persons.create_task(self._run_in_order(group))
+            runs = [persons.create_task(self._run_in_order(g)) for g in _by_person(admitted)]
+        for run in runs:
+            outcomes.extend(run.result())
+        return outcomes
+
+    def forget_partition(self, partition: int) -> None:
+        self._throttle.forget_partition(partition)
 
     def _admit(self, envelope: Envelope) -> RegisterFace:
-        owner, timestamp_ms = envelope.owner, envelope.record.timestamp_ms
-        if owner is not None and not self._limiter.admit(owner, timestamp_ms):
+        owner = envelope.owner
+        if owner is not None and not self._throttle.admit(owner, envelope.record):
             raise Rejected(ErrorCode.THROTTLED, "the user's request rate is over its limit")
         return parse_command(envelope, self._system_category_keys)
 
-    async def _run_in_order(self, group: list[_Admitted]) -> None:
+    async def _run_in_order(self, group: list[_Admitted]) -> list[Outcome]:
+        outcomes = []
         for item in group:
             outcome = await self._handler.handle(item.command)
+            if outcome.image is not None:
+                # Before the result: a crash in between re-publishes the identical event.
+                event = face_registered(item.command, outcome.image)
+                await self._publish(self._events, item.command.owner, event, outcome, "event")
             await self._answer(item.envelope, item.command, outcome, item.received)
+            outcomes.append(outcome)
+        return outcomes
 
     async def _answer(
         self,
@@ -94,26 +147,40 @@ class CommandBatchProcessor:
         outcome: Outcome,
         received: float,
     ) -> None:
-        result: RegisterResult
-        if outcome.code is None and command is not None and outcome.face_id is not None:
-            result = RegisterSucceeded(
-                RequestId=envelope.request_id,
-                FaceId=outcome.face_id,
-                CategoryId=command.category.display,
-                PersonId=command.person.display,
-            )
-        else:
-            code = outcome.code or ErrorCode.INTERNAL
-            result = RegisterFailed(
-                RequestId=envelope.request_id,
-                Code=code.value,
-                Message=outcome.message,
-                HttpStatusCode=code.http_status,
-            )
-        with _publish_timer(outcome):
-            await self._publisher.publish(envelope.owner, result)
+        result = _result(envelope, command, outcome)
+        await self._publish(self._results, envelope.owner, result, outcome, "publish")
         outcome.timings_ms["total"] = (time.perf_counter() - received) * 1000
         _log_outcome(envelope, command, outcome)
+
+    async def _publish(
+        self,
+        publisher: MessagePublisher,
+        owner: str | None,
+        message: BaseModel,
+        outcome: Outcome,
+        stage: str,
+    ) -> None:
+        started = time.perf_counter()
+        await self._retry.run(lambda: publisher.publish(owner, message))
+        elapsed = (time.perf_counter() - started) * 1000
+        outcome.timings_ms[stage] = outcome.timings_ms.get(stage, 0.0) + elapsed
+
+
+def _result(envelope: Envelope, command: RegisterFace | None, outcome: Outcome) -> RegisterResult:
+    if outcome.code is None and command is not None and outcome.face_id is not None:
+        return RegisterSucceeded(
+            RequestId=envelope.request_id,
+            FaceId=outcome.face_id,
+            CategoryId=command.category.display,
+            PersonId=command.person.display,
+        )
+    code = outcome.code or ErrorCode.INTERNAL
+    return RegisterFailed(
+        RequestId=envelope.request_id,
+        Code=code.value,
+        Message=outcome.message,
+        HttpStatusCode=code.http_status,
+    )
 
 
 def _by_person(admitted: list[_Admitted]) -> list[list[_Admitted]]:
@@ -121,17 +188,6 @@ def _by_person(admitted: list[_Admitted]) -> list[list[_Admitted]]:
     for item in admitted:
         groups.setdefault(item.command.person_ref, []).append(item)
     return list(groups.values())
-
-
-class _publish_timer:
-    def __init__(self, outcome: Outcome) -> None:
-        self._outcome = outcome
-
-    def __enter__(self) -> None:
-        self._start = time.perf_counter()
-
-    def __exit__(self, *_: object) -> None:
-        self._outcome.timings_ms["publish"] = (time.perf_counter() - self._start) * 1000
 
 
 def _log_outcome(envelope: Envelope, command: RegisterFace | None, outcome: Outcome) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from service.contracts.messages import RegisterResult
+from pydantic import BaseModel
+
 from service.domain.commands import RegisterFace
 from service.domain.faces import AnalysedFace
 from service.domain.person import FaceImage, Person
@@ -24,5 +25,7 @@ class PersonStore(Protocol):
     async def add_image(self, command: RegisterFace, image: FaceImage) -> FaceImage: ...
 
 
-class ResultPublisher(Protocol):
-    async def publish(self, owner: str | None, result: RegisterResult) -> None: ...
+class MessagePublisher(Protocol):
+    """Results and face events: raises TransientError when the broker does not take it."""
+
+    async def publish(self, owner: str | None, message: BaseModel) -> None: ...

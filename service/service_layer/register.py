@@ -32,6 +32,8 @@ class Outcome:
     code: ErrorCode | None = None
     message: str = ""
     stored: bool = False
+    # The image this command stored (now or on an earlier delivery): it makes the event.
+    image: FaceImage | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -69,7 +71,10 @@ class RegisterFaceHandler:
     async def handle(self, command: RegisterFace) -> Outcome:
         outcome = Outcome()
         try:
-            outcome.face_id, outcome.stored = await self._register(command, outcome.timings_ms)
+            image, outcome.stored = await self._register(command, outcome.timings_ms)
+            outcome.face_id = image.face_id
+            if image.request_id == command.request_id:
+                outcome.image = image
         except Rejected as refusal:
             outcome.code, outcome.message = refusal.code, refusal.message
         except RetriesExhausted as error:
@@ -82,18 +87,20 @@ class RegisterFaceHandler:
             outcome.code, outcome.message = failed.code, failed.message
         return outcome
 
-    async def _register(self, command: RegisterFace, timings: dict[str, float]) -> tuple[str, bool]:
+    async def _register(
+        self, command: RegisterFace, timings: dict[str, float]
+    ) -> tuple[FaceImage, bool]:
         face_id = command.face_id
         with _Stopwatch(timings, "store"):
             person = await self._retry.run(lambda: self._store.get_person(*command.person_ref))
         if person is not None and (done := person.image_with_face_id(face_id)) is not None:
-            return done.face_id, False
+            return done, False
         async with self._images_in_memory:
             with _Stopwatch(timings, "fetch"):
                 data = await self._fetcher.fetch(command.image_url)
             sha256 = hashlib.sha256(data).hexdigest()
             if person is not None and (same := person.image_with_sha256(sha256)) is not None:
-                return same.face_id, False
+                return same, False
             if person is not None and person.is_full:
                 raise _limit_exceeded(command)
             with _Stopwatch(timings, "inference"):
@@ -107,11 +114,12 @@ class RegisterFaceHandler:
             embedding=face.embedding,
             box=face.box,
             provenance=self._provenance,
-            created_at=datetime.now(UTC),
+            # MongoDB keeps milliseconds: an event re-published from the store must match.
+            created_at=_now_ms(),
         )
         with _Stopwatch(timings, "store"):
             stored = await self._retry.run(lambda: self._store.add_image(command, image))
-        return stored.face_id, stored is image
+        return stored, stored is image
 
     def _check_match(self, person: Person | None, embedding: tuple[float, ...]) -> None:
         if not self._match.enabled or person is None:
@@ -123,6 +131,11 @@ class RegisterFaceHandler:
                 f"the face matches none of person {person.person_id!r}'s faces "
                 f"(nearest distance {distance:.2f}, at most {self._match.max_distance:g})",
             )
+
+
+def _now_ms() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def unexpected_failure(error: Exception) -> Outcome:

@@ -23,6 +23,7 @@ async def service(
         kafka_bootstrap_servers=kafka,
         commands_topic=topics["commands"],
         results_topic=topics["results"],
+        events_topic=topics["events"],
         kafka_group_id=f"service-{suffix}",
         kafka_enable_idempotence=False,  # Tansu cannot do InitProducerId
         mongodb_uri=mongodb_uri(),
@@ -44,7 +45,10 @@ async def service(
 async def client(service: Service) -> AsyncIterator[CommandClient]:
     settings = service.settings
     client = CommandClient(
-        settings.bootstrap_servers, settings.commands_topic, settings.results_topic
+        settings.bootstrap_servers,
+        settings.commands_topic,
+        settings.results_topic,
+        settings.events_topic,
     )
     await client.start()
     yield client

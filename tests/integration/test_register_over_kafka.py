@@ -79,6 +79,39 @@ async def test_less_common_image_encodings_register(
     assert "FaceId" in result, result
 
 
+async def test_a_registered_face_is_published_as_a_face_event(
+    client: CommandClient, service: Service, image_server: ImageServer
+) -> None:
+    user = new_user()
+    url = image_server.serve("/event.jpg", astronaut_variants(12)[6])
+    result = await client.register(user, command(url, category="Lib", PersonName="Ann"))
+
+    [event] = client.events[result["FaceId"]]
+    person = await stored_person(service, user, "lib", "p1")
+    [image] = person["images"]
+    assert (event["Owner"], event["CategoryId"], event["PersonId"]) == (user, "Lib", "P1")
+    assert (event["PersonName"], event["RequestId"]) == ("Ann", result["RequestId"])
+    assert event["Embedding"] == image["embedding"]
+    assert event["ImageSha256"] == image["image_sha256"]
+    assert event["Box"] == {k.upper(): v for k, v in image["box"].items()}
+    assert (event["Model"], event["Detector"]) == ("Dlib", "mtcnn")
+    assert event["WeightsSha256"] == image["weights_sha256"]
+    assert "Embedding" not in result
+
+
+async def test_a_command_answered_from_an_existing_face_publishes_no_new_event(
+    client: CommandClient, image_server: ImageServer
+) -> None:
+    user = new_user()
+    url = image_server.serve("/event-dup.jpg", astronaut_variants(12)[7])
+    first = await client.register(user, command(url))
+    again = await client.register(user, command(url))
+    await client.register(user, command(url, person="other-person"))
+
+    assert again["FaceId"] == first["FaceId"]
+    assert len(client.events[first["FaceId"]]) == 1
+
+
 async def test_a_command_without_request_id_gets_a_derived_one(
     client: CommandClient, image_server: ImageServer
 ) -> None:

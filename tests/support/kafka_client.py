@@ -16,11 +16,15 @@ def new_request_id() -> str:
 
 
 class CommandClient:
-    def __init__(self, bootstrap: str, commands_topic: str, results_topic: str) -> None:
+    def __init__(
+        self, bootstrap: str, commands_topic: str, results_topic: str, events_topic: str = ""
+    ) -> None:
         self._bootstrap = bootstrap
         self.commands_topic = commands_topic
         self.results_topic = results_topic
+        self.events_topic = events_topic
         self.results: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.events: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         self.result_keys: dict[str, bytes | None] = {}
         self._arrived = asyncio.Condition()
 
@@ -30,8 +34,12 @@ class CommandClient:
         self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap)
         await self._consumer.start()
         await self._consumer.topics()
-        partitions = self._consumer.partitions_for_topic(self.results_topic) or set()
-        assigned = [TopicPartition(self.results_topic, p) for p in sorted(partitions)]
+        assigned = [
+            TopicPartition(topic, p)
+            for topic in (self.results_topic, self.events_topic)
+            if topic
+            for p in sorted(self._consumer.partitions_for_topic(topic) or set())
+        ]
         self._consumer.assign(assigned)
         await self._consumer.seek_to_beginning(*assigned)
         self._reader = asyncio.create_task(self._read())
@@ -46,8 +54,11 @@ class CommandClient:
         async for record in self._consumer:
             value = json.loads(record.value)
             async with self._arrived:
-                self.results[value["RequestId"]].append(value)
-                self.result_keys[value["RequestId"]] = record.key
+                if record.topic == self.events_topic:
+                    self.events[value["FaceId"]].append(value)
+                else:
+                    self.results[value["RequestId"]].append(value)
+                    self.result_keys[value["RequestId"]] = record.key
                 self._arrived.notify_all()
 
     async def send_raw(
