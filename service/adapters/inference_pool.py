@@ -10,6 +10,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -34,6 +35,8 @@ _engine = None
 
 
 def _start_worker(config: EngineConfig) -> None:
+    # Ctrl+C reaches the whole process group: shutting down is the service's call.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Set before TensorFlow is imported, which reads them once.
     os.environ["DEEPFACE_HOME"] = config.deepface_home
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -74,3 +74,23 @@ def astronaut_mpo() -> bytes:
     """A JPEG with a multi-picture segment, as phones write them."""
     base = Image.open(FIXTURES / "astronaut.png").convert("RGB")
     return _encode(base, "MPO", save_all=True, append_images=[base.resize((128, 128))])
+
+
+@cache
+def tom_variants(count: int = 16) -> tuple[bytes, ...]:
+    """Distinct small files of one person: cheap to infer, for workloads of hundreds."""
+    base = Image.open(FIXTURES / "Tom_Hanks_54745.png").convert("RGB")
+    variants = []
+    for i in range(count):
+        image = base.rotate((i % 5 - 2) * 3, resample=Image.Resampling.BICUBIC)
+        if i % 2:
+            image = ImageOps.mirror(image)
+        size = 112 + 8 * (i % 4)
+        image = image.resize((size, size), Image.Resampling.LANCZOS)
+        variants.append(_encode(image, "JPEG", quality=70 + i))
+    return tuple(variants)
+
+
+def small_no_face() -> bytes:
+    base = Image.open(FIXTURES / "coffee.png").convert("RGB")
+    return _encode(base.resize((150, 100)), "JPEG", quality=85)

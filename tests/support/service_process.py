@@ -1,0 +1,95 @@
+"""`face-service run` as a separate process, the way an operator runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+FACE_SERVICE = str(Path(sys.executable).parent / "face-service")
+START_TIMEOUT_S = 180
+
+LogEntry = dict[str, Any]
+
+
+class ServiceProcess:
+    def __init__(self, env: dict[str, str]) -> None:
+        self._env = env
+        self.logs: list[LogEntry] = []
+        self._logged = asyncio.Condition()
+        self.process: asyncio.subprocess.Process | None = None
+
+    @classmethod
+    def environment(cls, **settings: str) -> dict[str, str]:
+        """This process's environment without the service settings, plus `settings`."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")
+        }
+        env.update(settings)
+        return env
+
+    async def start(self) -> None:
+        # A session of its own: a pod kill takes the inference workers with it.
+        self.process = await asyncio.create_subprocess_exec(
+            FACE_SERVICE,
+            "run",
+            env=self._env,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        self._reader = asyncio.create_task(self._read_logs())
+        await self.wait_for_log(lambda e: e.get("message") == "service ready", START_TIMEOUT_S)
+
+    async def _read_logs(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        while line := await self.process.stderr.readline():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # TensorFlow's own lines before our logging starts
+            async with self._logged:
+                self.logs.append(entry)
+                self._logged.notify_all()
+        async with self._logged:
+            self._logged.notify_all()
+
+    async def wait_for_log(self, matches: Callable[[LogEntry], bool], timeout_s: float) -> LogEntry:
+        def found() -> LogEntry | None:
+            return next((e for e in self.logs if matches(e)), None)
+
+        async with asyncio.timeout(timeout_s), self._logged:
+            await self._logged.wait_for(lambda: found() is not None or self._reader.done())
+        entry = found()
+        if entry is None:
+            raise AssertionError(f"the service exited; last log lines: {self.logs[-5:]}")
+        return entry
+
+    def commands_done(self) -> int:
+        return sum(1 for e in self.logs if e.get("message") == "command done")
+
+    async def kill_hard(self) -> None:
+        """kill -9 of the service and its workers, as when a node or pod dies."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        await self.process.wait()
+        await self._reader
+
+    async def terminate(self, timeout_s: float) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(timeout_s):
+            code = await self.process.wait()
+            await self._reader
+        return code
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            await self.process.wait()
