@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +25,7 @@ from service.domain.person import ModelProvenance
 from service.entrypoints.consumer import CommandPartitions, subscribe_commands
 from service.service_layer.batch import CommandBatchProcessor, PartitionThrottle
 from service.service_layer.intake import IncomingRecord
-from service.service_layer.ports import MessagePublisher
+from service.service_layer.ports import MessagePublisher, PersonStore
 from service.service_layer.register import MatchPolicy, RegisterFaceHandler
 from service.service_layer.restore import apply_face_events
 from service.service_layer.retry import RetryPolicy
@@ -64,7 +64,7 @@ class Pipeline:
 @asynccontextmanager
 async def open_pipeline(
     settings: Settings,
-    store: MongoPersonStore,
+    store: PersonStore,
     results: MessagePublisher,
     events: MessagePublisher,
 ) -> AsyncIterator[Pipeline]:
@@ -124,8 +124,14 @@ def _engine_config(settings: Settings) -> EngineConfig:
 class Service:
     """The register service: `running()` for tests and embedding, `app()` for the CLI."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        wrap_store: Callable[[PersonStore], PersonStore] | None = None,
+    ) -> None:
+        """`wrap_store` lets a test put faults between the service and its store."""
         self.settings = settings
+        self._wrap_store = wrap_store or (lambda store: store)
         self.broker = KafkaBroker(
             settings.bootstrap_servers,
             enable_idempotence=settings.idempotent_producer,
@@ -135,7 +141,7 @@ class Service:
             graceful_timeout=settings.shutdown_deadline_s,
         )
         self._pipeline: Pipeline | None = None
-        self._store: MongoPersonStore | None = None
+        self._store: PersonStore | None = None
         # Once started, for operators' tools and tests.
         self.database: Any = None
         self.inference: InferencePool | None = None
@@ -184,8 +190,8 @@ class Service:
                     (settings.commands_topic, settings.results_topic, settings.events_topic),
                     settings.kafka_topic_partitions,
                 )
-            store, self.database = await stack.enter_async_context(open_store(settings))
-            self._store = store
+            mongo_store, self.database = await stack.enter_async_context(open_store(settings))
+            store = self._store = self._wrap_store(mongo_store)
             pipeline = await stack.enter_async_context(
                 open_pipeline(
                     settings,

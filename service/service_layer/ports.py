@@ -24,6 +24,8 @@ class PersonStore(Protocol):
 
     async def add_image(self, command: RegisterFace, image: FaceImage) -> FaceImage: ...
 
+    async def restore(self, command: RegisterFace, image: FaceImage) -> bool: ...
+
 
 class MessagePublisher(Protocol):
     """Results and face events: raises TransientError when the broker does not take it."""
