@@ -1,0 +1,175 @@
+"""`face-service replay`: rebuild or backfill a store from the log.
+
+`--source events` applies the face events (no fetch, no inference). `--source commands`
+processes the commands topic again with a consumer group of its own, through the same
+pipeline as the live service; throttling is decided from the records' timestamps, so a
+replay from the beginning decides exactly as the live run did.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faststream.kafka import KafkaBroker
+
+from service.adapters.event_log import read_face_events
+from service.adapters.result_publisher import DiscardingPublisher, KafkaJsonPublisher
+from service.bootstrap import open_pipeline, retry_policy
+from service.service_layer.intake import IncomingRecord
+from service.service_layer.ports import MessagePublisher, PersonStore
+from service.service_layer.restore import apply_face_events
+from service.settings import Settings
+
+
+@dataclass(frozen=True)
+class StartAt:
+    """Where a commands replay starts: the beginning, a time, or offsets per partition."""
+
+    since: datetime | None = None
+    offsets: dict[int, int] | None = None
+
+
+class Progress:
+    """records done, rate and time left, on one line of stderr."""
+
+    def __init__(self, total: int | None, out: Callable[[str], object] = sys.stderr.write) -> None:
+        self.total, self.done, self._out = total, 0, out
+        self._started = time.monotonic()
+        self._shown = 0.0
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+        now = time.monotonic()
+        if now - self._shown >= 0.5 or self.done == self.total:
+            self._shown = now
+            self._out("\r" + self.line(now))
+
+    def line(self, now: float) -> str:
+        rate = self.done / max(now - self._started, 1e-6)
+        if not self.total:
+            return f"{self.done} records  {rate:.1f}/s"
+        left = (self.total - self.done) / rate if rate else 0.0
+        filled = int(30 * self.done / self.total)
+        bar = "#" * filled + "." * (30 - filled)
+        return f"[{bar}] {self.done}/{self.total} records  {rate:.1f}/s  {left:.0f}s left"
+
+    def finish(self) -> None:
+        self._out("\n")
+
+
+async def replay_events(
+    settings: Settings, store: PersonStore, progress: Progress | None = None
+) -> Counter[str]:
+    events = read_face_events(settings.bootstrap_servers, settings.events_topic)
+    advance = (lambda _kind: progress.advance()) if progress else None
+    return await apply_face_events(events, store.restore, retry_policy(settings), advance)
+
+
+async def replay_commands(
+    settings: Settings,
+    store: PersonStore,
+    start: StartAt,
+    group_id: str,
+    results_topic: str | None = None,
+    events_topic: str | None = None,
+    progress: Progress | None = None,
+) -> Counter[str]:
+    """Process the commands written before the call again; outcome codes counted."""
+    codes: Counter[str] = Counter()
+    async with (
+        _publishers(settings, results_topic, events_topic) as (results, events),
+        open_pipeline(settings, store, results=results, events=events) as pipeline,
+    ):
+        async for records in _command_batches(settings, start, group_id, progress):
+            for outcome in await pipeline.processor.process(records):
+                codes[outcome.code.value if outcome.code else "OK"] += 1
+    return codes
+
+
+@asynccontextmanager
+async def _publishers(
+    settings: Settings, results_topic: str | None, events_topic: str | None
+) -> AsyncIterator[tuple[MessagePublisher, MessagePublisher]]:
+    if not results_topic and not events_topic:
+        yield DiscardingPublisher(), DiscardingPublisher()
+        return
+    broker = KafkaBroker(
+        settings.bootstrap_servers, enable_idempotence=settings.idempotent_producer
+    )
+    await broker.start()
+    try:
+        yield (
+            KafkaJsonPublisher(broker, results_topic) if results_topic else DiscardingPublisher(),
+            KafkaJsonPublisher(broker, events_topic) if events_topic else DiscardingPublisher(),
+        )
+    finally:
+        await broker.stop()
+
+
+async def _command_batches(
+    settings: Settings, start: StartAt, group_id: str, progress: Progress | None
+) -> AsyncIterator[list[IncomingRecord]]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=group_id,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        topic = settings.commands_topic
+        await consumer.topics()
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        await _seek(consumer, partitions, start)
+        end = await consumer.end_offsets(partitions)
+        begin = {tp: await consumer.position(tp) for tp in partitions}
+        if progress is not None:
+            progress.total = sum(max(0, end[tp] - begin[tp]) for tp in partitions)
+        remaining = {tp for tp in partitions if begin[tp] < end[tp]}
+        while remaining:
+            fetched = await consumer.getmany(
+                *remaining, timeout_ms=1000, max_records=settings.max_records_in_flight
+            )
+            batch = [
+                IncomingRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value)
+                for tp, records in fetched.items()
+                for r in records
+                if r.offset < end[tp]
+            ]
+            if batch:
+                yield batch
+                await consumer.commit()
+                if progress is not None:
+                    progress.advance(len(batch))
+            for tp in list(remaining):
+                if await consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+
+
+async def _seek(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], start: StartAt
+) -> None:
+    if start.offsets is not None:
+        for tp in partitions:
+            consumer.seek(tp, start.offsets.get(tp.partition, 0))
+    elif start.since is not None:
+        found = await consumer.offsets_for_times(
+            {tp: int(start.since.timestamp() * 1000) for tp in partitions}
+        )
+        end = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            at = found.get(tp)
+            consumer.seek(tp, at.offset if at is not None else end[tp])
+    else:
+        await consumer.seek_to_beginning(*partitions)
