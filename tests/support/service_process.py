@@ -81,6 +81,14 @@ class ServiceProcess:
         await self.process.wait()
         await self._reader
 
+    async def kill_service_only(self) -> None:
+        """kill -9 of the service's own process: what it started may outlive it."""
+        assert self.process is not None
+        self.process.kill()
+        await self.process.wait()
+        async with asyncio.timeout(30):  # the workers notice and exit, closing stderr
+            await self._reader
+
     async def terminate(self, timeout_s: float) -> int:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
