@@ -1,15 +1,14 @@
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
 
 from service.bootstrap import Service
-from service.settings import Settings
 from tests.conftest import mongodb_uri
 from tests.support.kafka_client import CommandClient
+from tests.support.settings import service_settings
 
 IMAGE_MAX_BYTES = 2_000_000
 
@@ -18,17 +17,10 @@ IMAGE_MAX_BYTES = 2_000_000
 async def service(
     kafka: str, topics: dict[str, str], deepface_home: Path
 ) -> AsyncIterator[Service]:
-    suffix = uuid.uuid4().hex[:8]
-    settings = Settings(
-        kafka_bootstrap_servers=kafka,
-        commands_topic=topics["commands"],
-        results_topic=topics["results"],
-        events_topic=topics["events"],
-        kafka_group_id=f"service-{suffix}",
-        kafka_enable_idempotence=False,  # Tansu cannot do InitProducerId
-        mongodb_uri=mongodb_uri(),
-        mongodb_database=f"test_service_{suffix}",
-        deepface_home=deepface_home,
+    settings = service_settings(
+        kafka,
+        topics,
+        deepface_home,
         image_max_bytes=IMAGE_MAX_BYTES,
         image_total_timeout_s=5,
         retry_attempts=2,

@@ -20,6 +20,7 @@ from service.settings import Settings
 from tests.support.image_server import ImageServer
 from tests.support.images import fixture_bytes, small_no_face, tom_variants
 from tests.support.kafka_client import CommandClient
+from tests.support.settings import service_settings
 
 
 @dataclass
@@ -92,17 +93,7 @@ async def live_run(
     suffix = uuid.uuid4().hex[:8]
     topics = {n: f"{n}-{suffix}" for n in ("commands", "results", "events", "replayed")}
     await ensure_topics(kafka, list(topics.values()), partitions=4)
-    settings = Settings(
-        kafka_bootstrap_servers=kafka,
-        kafka_enable_idempotence=False,
-        commands_topic=topics["commands"],
-        results_topic=topics["results"],
-        events_topic=topics["events"],
-        kafka_group_id=f"live-{suffix}",
-        deepface_home=deepface_home,
-        inference_workers=1,
-        rate_limit_per_second=5,
-    )
+    settings = service_settings(kafka, topics, deepface_home, rate_limit_per_second=5)
     async with Service(settings).running() as service:
         client = CommandClient(kafka, topics["commands"], topics["results"])
         await client.start()

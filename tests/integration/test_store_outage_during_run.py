@@ -15,10 +15,10 @@ from service.domain.commands import RegisterFace
 from service.domain.errors import TransientError
 from service.domain.person import FaceImage, Person
 from service.service_layer.ports import PersonStore
-from service.settings import Settings
 from tests.support.image_server import ImageServer
 from tests.support.images import tom_variants
 from tests.support.kafka_client import CommandClient
+from tests.support.settings import service_settings
 
 
 class StoreOutage:
@@ -54,17 +54,8 @@ async def outage_setup(
     suffix = uuid.uuid4().hex[:8]
     topics = {name: f"{name}-{suffix}" for name in ("commands", "results", "events")}
     await ensure_topics(kafka, list(topics.values()), partitions=4)
-    settings = Settings(
-        kafka_bootstrap_servers=kafka,
-        kafka_enable_idempotence=False,
-        commands_topic=topics["commands"],
-        results_topic=topics["results"],
-        events_topic=topics["events"],
-        kafka_group_id=f"outage-{suffix}",
-        deepface_home=deepface_home,
-        inference_workers=1,
-        retry_attempts=12,
-        retry_base_delay_s=0.1,
+    settings = service_settings(
+        kafka, topics, deepface_home, retry_attempts=12, retry_base_delay_s=0.1
     )
     wrapped: list[StoreOutage] = []
 

@@ -24,19 +24,23 @@ def _encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
     return buffer.getvalue()
 
 
-@cache
-def astronaut_variants(count: int = 12) -> tuple[bytes, ...]:
+def _variants(fixture: str, count: int, size: int, size_step: int, turn: int) -> tuple[bytes, ...]:
     """Distinct files of one person: small turns, flips, rescales and re-encodings."""
-    base = Image.open(FIXTURES / "astronaut.png").convert("RGB")
+    base = Image.open(FIXTURES / fixture).convert("RGB")
     variants = []
     for i in range(count):
-        image = base.rotate((i % 5 - 2) * 4, resample=Image.Resampling.BICUBIC)
+        image = base.rotate((i % 5 - 2) * turn, resample=Image.Resampling.BICUBIC)
         if i % 2:
             image = ImageOps.mirror(image)
-        size = 448 + 16 * (i % 6)
-        image = image.resize((size, size), Image.Resampling.LANCZOS)
-        variants.append(_encode(image, "JPEG", quality=80 + i))
+        side = size + size_step * (i % 6)
+        image = image.resize((side, side), Image.Resampling.LANCZOS)
+        variants.append(_encode(image, "JPEG", quality=70 + i))
     return tuple(variants)
+
+
+@cache
+def astronaut_variants(count: int = 12) -> tuple[bytes, ...]:
+    return _variants("astronaut.png", count, size=448, size_step=16, turn=4)
 
 
 def downscaled_astronaut(size: int) -> bytes:
@@ -78,17 +82,8 @@ def astronaut_mpo() -> bytes:
 
 @cache
 def tom_variants(count: int = 16) -> tuple[bytes, ...]:
-    """Distinct small files of one person: cheap to infer, for workloads of hundreds."""
-    base = Image.open(FIXTURES / "Tom_Hanks_54745.png").convert("RGB")
-    variants = []
-    for i in range(count):
-        image = base.rotate((i % 5 - 2) * 3, resample=Image.Resampling.BICUBIC)
-        if i % 2:
-            image = ImageOps.mirror(image)
-        size = 112 + 8 * (i % 4)
-        image = image.resize((size, size), Image.Resampling.LANCZOS)
-        variants.append(_encode(image, "JPEG", quality=70 + i))
-    return tuple(variants)
+    """Small files of one person: cheap to infer, for workloads of hundreds."""
+    return _variants("Tom_Hanks_54745.png", count, size=112, size_step=8, turn=3)
 
 
 def small_no_face() -> bytes:

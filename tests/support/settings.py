@@ -1,0 +1,30 @@
+"""Settings of a service under test: its own topics, group and database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from service.settings import Settings
+
+
+def service_settings(
+    kafka: str, topics: dict[str, str], deepface_home: Path, **overrides: Any
+) -> Settings:
+    suffix = uuid.uuid4().hex[:8]
+    values: dict[str, Any] = {
+        "kafka_bootstrap_servers": kafka,
+        "kafka_enable_idempotence": False,  # Tansu cannot do InitProducerId
+        "commands_topic": topics["commands"],
+        "results_topic": topics["results"],
+        "events_topic": topics["events"],
+        "kafka_group_id": f"service-{suffix}",
+        # A real MongoDB when MONGODB_URI is set, in a database of this test's own.
+        "mongodb_uri": os.environ.get("MONGODB_URI") or None,
+        "mongodb_database": f"test_service_{suffix}",
+        "deepface_home": deepface_home,
+        "inference_workers": 1,
+    }
+    return Settings(**{**values, **overrides})
