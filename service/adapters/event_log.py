@@ -6,9 +6,10 @@ import json
 import logging
 from collections.abc import AsyncIterator, Collection
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
+from service.adapters.topic_reader import read_to_end, topic_partitions
 from service.contracts.messages import FaceRegistered
 
 log = logging.getLogger(__name__)
@@ -21,39 +22,26 @@ async def read_face_events(
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()
-        existing = consumer.partitions_for_topic(topic) or set()
-        chosen = [
-            TopicPartition(topic, p)
-            for p in sorted(existing)
-            if partitions is None or p in partitions
-        ]
+        chosen = await topic_partitions(consumer, topic, partitions)
         if not chosen:
             return
         consumer.assign(chosen)
         await consumer.seek_to_beginning(*chosen)
-        end = await consumer.end_offsets(chosen)
-        remaining = {tp for tp in chosen if end[tp] > await consumer.position(tp)}
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, records in batches.items():
-                for record in records:
-                    if record.offset < end[tp]:
-                        event = _decode(record.value, tp, record.offset)
-                        if event is not None:
-                            yield event
-                if await consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
+        async for batch in read_to_end(consumer, await consumer.end_offsets(chosen)):
+            for record in batch:
+                event = _decode(record.value, record.partition, record.offset)
+                if event is not None:
+                    yield event
     finally:
         await consumer.stop()
 
 
-def _decode(value: bytes | None, tp: TopicPartition, offset: int) -> FaceRegistered | None:
+def _decode(value: bytes | None, partition: int, offset: int) -> FaceRegistered | None:
     try:
         return FaceRegistered.model_validate(json.loads(value or b""))
     except (ValueError, ValidationError):
         log.error(
             "skipped an undecodable face event",
-            extra={"partition": tp.partition, "offset": offset},
+            extra={"partition": partition, "offset": offset},
         )
         return None

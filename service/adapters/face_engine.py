@@ -5,7 +5,6 @@ Blocking and CPU-bound: called only from the inference pool, never on the event 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import cv2
@@ -38,8 +37,6 @@ class DeepFaceEngine:
 
     def load(self) -> None:
         """Build both models and run them once, so the first command pays no start-up cost."""
-        # TensorFlow reads this once, at import: it keeps CUDA probing out of our JSON logs.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         from deepface.modules import modeling
 
         self._model = modeling.build_model(task="facial_recognition", model_name=self.model_name)

@@ -10,9 +10,15 @@ from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from service.domain.commands import RegisterFace
-from service.domain.errors import ErrorCode, Rejected, TransientError
+from service.domain.errors import Rejected, TransientError
 from service.domain.faces import Box
-from service.domain.person import MAX_IMAGES_PER_PERSON, FaceImage, ModelProvenance, Person
+from service.domain.person import (
+    MAX_IMAGES_PER_PERSON,
+    FaceImage,
+    ModelProvenance,
+    Person,
+    face_limit_exceeded,
+)
 
 COLLECTION = "persons"
 
@@ -79,10 +85,7 @@ class MongoPersonStore:
         )
         if existing is not None:
             return existing
-        raise Rejected(
-            ErrorCode.FACE_LIMIT_EXCEEDED,
-            f"person {command.person.display!r} already has {MAX_IMAGES_PER_PERSON} images",
-        )
+        raise face_limit_exceeded(command.person.display)
 
     async def restore(self, command: RegisterFace, image: FaceImage) -> bool:
         """Apply a face event again: True if the image was missing and is now stored."""

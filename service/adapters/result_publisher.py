@@ -12,24 +12,22 @@ from service.domain.errors import TransientError
 class KafkaJsonPublisher:
     def __init__(self, broker: KafkaBroker, topic: str) -> None:
         self._broker = broker
-        self.topic = topic
+        self._topic = topic
 
     async def publish(self, owner: str | None, message: BaseModel) -> None:
         try:
             await self._broker.publish(
                 message.model_dump(mode="json"),
-                topic=self.topic,
+                topic=self._topic,
                 key=owner.encode("utf-8") if owner is not None else None,
                 headers={"message-type": type(message).__name__},
             )
         except (KafkaError, OSError) as error:
-            raise TransientError(f"publishing to {self.topic} failed: {error!r}") from error
+            raise TransientError(f"publishing to {self._topic} failed: {error!r}") from error
 
 
 class DiscardingPublisher:
     """For replays that must not write to the live topics."""
-
-    topic = ""
 
     async def publish(self, owner: str | None, message: BaseModel) -> None:
         return None

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from service.domain.errors import ErrorCode, Rejected
 from service.domain.faces import Box
 
 MAX_IMAGES_PER_PERSON = 10
@@ -56,3 +57,10 @@ class Person:
         if not self.images:
             return None
         return min(math.dist(embedding, image.embedding) for image in self.images)
+
+
+def face_limit_exceeded(person_id: str) -> Rejected:
+    return Rejected(
+        ErrorCode.FACE_LIMIT_EXCEEDED,
+        f"person {person_id!r} already has the maximum of {MAX_IMAGES_PER_PERSON} images",
+    )

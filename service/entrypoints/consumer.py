@@ -46,6 +46,17 @@ async def _parse_without_headers(
     return await original(tuple(dataclasses.replace(r, headers=()) for r in records))
 
 
+def incoming_record(record: ConsumerRecord[bytes, bytes]) -> IncomingRecord:
+    return IncomingRecord(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp,
+        key=record.key,
+        value=record.value,
+    )
+
+
 def _no_body_decoding(_message: Any) -> None:
     return None
 
@@ -70,16 +81,4 @@ def subscribe_commands(
     )
     async def on_commands(message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message
-        await handle(
-            [
-                IncomingRecord(
-                    topic=r.topic,
-                    partition=r.partition,
-                    offset=r.offset,
-                    timestamp_ms=r.timestamp,
-                    key=r.key,
-                    value=r.value,
-                )
-                for r in records
-            ]
-        )
+        await handle([incoming_record(r) for r in records])

@@ -21,7 +21,9 @@ from faststream.kafka import KafkaBroker
 
 from service.adapters.event_log import read_face_events
 from service.adapters.result_publisher import DiscardingPublisher, KafkaJsonPublisher
+from service.adapters.topic_reader import read_to_end, topic_partitions
 from service.bootstrap import open_pipeline, retry_policy
+from service.entrypoints.consumer import incoming_record
 from service.service_layer.intake import IncomingRecord
 from service.service_layer.ports import MessagePublisher, PersonStore
 from service.service_layer.restore import apply_face_events
@@ -123,36 +125,18 @@ async def _command_batches(
     )
     await consumer.start()
     try:
-        topic = settings.commands_topic
-        await consumer.topics()
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions = await topic_partitions(consumer, settings.commands_topic)
         consumer.assign(partitions)
         await _seek(consumer, partitions, start)
         end = await consumer.end_offsets(partitions)
-        begin = {tp: await consumer.position(tp) for tp in partitions}
         if progress is not None:
+            begin = {tp: await consumer.position(tp) for tp in partitions}
             progress.total = sum(max(0, end[tp] - begin[tp]) for tp in partitions)
-        remaining = {tp for tp in partitions if begin[tp] < end[tp]}
-        while remaining:
-            fetched = await consumer.getmany(
-                *remaining, timeout_ms=1000, max_records=settings.max_records_in_flight
-            )
-            batch = [
-                IncomingRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value)
-                for tp, records in fetched.items()
-                for r in records
-                if r.offset < end[tp]
-            ]
-            if batch:
-                yield batch
-                await consumer.commit()
-                if progress is not None:
-                    progress.advance(len(batch))
-            for tp in list(remaining):
-                if await consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
+        async for batch in read_to_end(consumer, end, settings.max_records_in_flight):
+            yield [incoming_record(r) for r in batch]
+            await consumer.commit()
+            if progress is not None:
+                progress.advance(len(batch))
     finally:
         await consumer.stop()
 

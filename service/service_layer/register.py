@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from service.domain.commands import RegisterFace
 from service.domain.errors import ErrorCode, Rejected
-from service.domain.person import FaceImage, ModelProvenance, Person
+from service.domain.person import FaceImage, ModelProvenance, Person, face_limit_exceeded
 from service.service_layer.ports import FaceAnalyser, ImageFetcher, PersonStore
 from service.service_layer.retry import RetriesExhausted, RetryPolicy
 
@@ -102,7 +102,7 @@ class RegisterFaceHandler:
             if person is not None and (same := person.image_with_sha256(sha256)) is not None:
                 return same, False
             if person is not None and person.is_full:
-                raise _limit_exceeded(command)
+                raise face_limit_exceeded(command.person.display)
             with _Stopwatch(timings, "inference"):
                 face = await self._retry.run(lambda: self._analyser.analyse(data))
         self._check_match(person, face.embedding)
@@ -140,10 +140,3 @@ def _now_ms() -> datetime:
 
 def unexpected_failure(error: Exception) -> Outcome:
     return Outcome(code=ErrorCode.INTERNAL, message=f"errorMsg:unexpected {type(error).__name__}")
-
-
-def _limit_exceeded(command: RegisterFace) -> Rejected:
-    return Rejected(
-        ErrorCode.FACE_LIMIT_EXCEEDED,
-        f"person {command.person.display!r} already has the maximum of 10 images",
-    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterable, Awaitable, Callable
+from functools import partial
 
 from service.contracts.face_events import restored
 from service.contracts.messages import FaceRegistered
@@ -24,7 +25,7 @@ async def apply_face_events(
     outcome: Counter[str] = Counter()
     async for event in events:
         command, image = restored(event)
-        added = await retry.run(lambda c=command, i=image: restore(c, i))  # type: ignore[misc]
+        added = await retry.run(partial(restore, command, image))
         kind = "stored" if added else "already present"
         outcome[kind] += 1
         if progress is not None:
