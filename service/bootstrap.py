@@ -11,6 +11,7 @@ from typing import Any
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
+from service.adapters.dead_letters import KafkaDeadLetters
 from service.adapters.embedded_kafka import EmbeddedKafka, ensure_topics
 from service.adapters.event_log import read_face_events
 from service.adapters.image_fetcher import FetchLimits, HttpImageFetcher
@@ -18,6 +19,7 @@ from service.adapters.inference_pool import EngineConfig, InferencePool
 from service.adapters.model_weights import place_weights
 from service.adapters.mongo import open_database
 from service.adapters.person_store import MongoPersonStore
+from service.adapters.public_address import AddressPolicy
 from service.adapters.result_publisher import KafkaJsonPublisher
 from service.domain.faces import FacePolicy
 from service.domain.ids import identity_key
@@ -25,7 +27,7 @@ from service.domain.person import ModelProvenance
 from service.entrypoints.consumer import CommandPartitions, subscribe_commands
 from service.service_layer.batch import CommandBatchProcessor, PartitionThrottle
 from service.service_layer.intake import IncomingRecord
-from service.service_layer.ports import MessagePublisher, PersonStore
+from service.service_layer.ports import DeadLetters, MessagePublisher, PersonStore
 from service.service_layer.register import MatchPolicy, RegisterFaceHandler
 from service.service_layer.restore import apply_face_events
 from service.service_layer.retry import RetryPolicy
@@ -67,20 +69,14 @@ async def open_pipeline(
     store: PersonStore,
     results: MessagePublisher,
     events: MessagePublisher,
+    dead_letters: DeadLetters,
 ) -> AsyncIterator[Pipeline]:
     async with AsyncExitStack() as stack:
         weights = place_weights(settings.deepface_home, settings.face_model, settings.face_detector)
         inference = InferencePool(_engine_config(settings), workers=settings.inference_workers)
         stack.push_async_callback(inference.close)
         await inference.start()
-        fetcher = HttpImageFetcher(
-            FetchLimits(
-                connect_timeout_s=settings.image_connect_timeout_s,
-                read_timeout_s=settings.image_read_timeout_s,
-                total_timeout_s=settings.image_total_timeout_s,
-                max_bytes=settings.image_max_bytes,
-            )
-        )
+        fetcher = image_fetcher(settings)
         stack.push_async_callback(fetcher.close)
         handler = RegisterFaceHandler(
             store=store,
@@ -100,10 +96,26 @@ async def open_pipeline(
             throttle=PartitionThrottle(settings.rate_limit_per_second),
             results=results,
             events=events,
+            dead_letters=dead_letters,
             retry=retry_policy(settings),
             system_category_keys={identity_key(c) for c in settings.system_category_ids},
+            max_command_bytes=settings.max_command_bytes,
         )
         yield Pipeline(processor=processor, inference=inference)
+
+
+def image_fetcher(settings: Settings) -> HttpImageFetcher:
+    return HttpImageFetcher(
+        FetchLimits(
+            connect_timeout_s=settings.image_connect_timeout_s,
+            first_byte_timeout_s=settings.image_first_byte_timeout_s,
+            read_timeout_s=settings.image_read_timeout_s,
+            total_timeout_s=settings.image_total_timeout_s,
+            max_bytes=settings.image_max_bytes,
+        ),
+        allowed_ports=settings.image_fetch_ports,
+        policy=AddressPolicy.from_cidrs(settings.image_fetch_allowlist),
+    )
 
 
 def _engine_config(settings: Settings) -> EngineConfig:
@@ -187,8 +199,18 @@ class Service:
                 await embedded.start()
                 await ensure_topics(
                     settings.bootstrap_servers,
-                    (settings.commands_topic, settings.results_topic, settings.events_topic),
+                    (
+                        settings.commands_topic,
+                        settings.results_topic,
+                        settings.events_topic,
+                        settings.dlq_topic,
+                    ),
                     settings.kafka_topic_partitions,
+                )
+            if settings.image_fetch_allowlist:
+                log.warning(
+                    "IMAGE_FETCH_ALLOWLIST lets image URLs reach these non-public networks",
+                    extra={"allowlist": list(settings.image_fetch_allowlist)},
                 )
             mongo_store, self.database = await stack.enter_async_context(open_store(settings))
             store = self._store = self._wrap_store(mongo_store)
@@ -198,6 +220,7 @@ class Service:
                     store,
                     results=KafkaJsonPublisher(self.broker, settings.results_topic),
                     events=KafkaJsonPublisher(self.broker, settings.events_topic),
+                    dead_letters=KafkaDeadLetters(self.broker, settings.dlq_topic),
                 )
             )
             self._pipeline, self.inference = pipeline, pipeline.inference

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -10,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+PortList = Annotated[tuple[int, ...], NoDecode]
 
 
 def _split_commas(value: object) -> object:
@@ -50,6 +52,13 @@ class Settings(BaseSettings):
         "face.register.events",
         description="Face events (biometric: restrict access). Same partition count as commands.",
     )
+    dlq_topic: str = Field(
+        "face.register.dlq",
+        description="Dead-letter topic: a copy of every record that is not a readable command.",
+    )
+    max_command_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest command record value; larger ones are refused."
+    )
     max_records_in_flight: int = Field(
         200, ge=1, description="Most records taken from Kafka at once (back-pressure)."
     )
@@ -74,8 +83,23 @@ class Settings(BaseSettings):
         100, ge=1, description="RegisterCustomFace calls admitted per user per second."
     )
 
-    image_connect_timeout_s: float = Field(3.0, gt=0, description="Image fetch connect timeout.")
-    image_read_timeout_s: float = Field(5.0, gt=0, description="Image fetch read timeout.")
+    image_fetch_ports: PortList = Field(
+        (80, 443), description="Comma-separated ports image URLs may use."
+    )
+    image_fetch_allowlist: CommaList = Field(
+        (),
+        description="Comma-separated CIDRs of internal image hosts that may be fetched from "
+        "although not public. Empty: public addresses only.",
+    )
+    image_connect_timeout_s: float = Field(
+        3.0, gt=0, description="Image fetch connect timeout, DNS included."
+    )
+    image_first_byte_timeout_s: float = Field(
+        5.0, gt=0, description="Longest wait for the image server's response headers."
+    )
+    image_read_timeout_s: float = Field(
+        5.0, gt=0, description="Longest silence between two chunks of the image."
+    )
     image_total_timeout_s: float = Field(15.0, gt=0, description="Image fetch total timeout.")
     image_max_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest image in bytes.")
     image_max_pixels: int = Field(50_000_000, gt=0, description="Largest image in pixels.")
@@ -114,10 +138,29 @@ class Settings(BaseSettings):
     )
     retry_base_delay_s: float = Field(0.2, ge=0, description="First retry delay; doubles.")
 
-    @field_validator("system_category_ids", mode="before")
+    @field_validator(
+        "system_category_ids", "image_fetch_ports", "image_fetch_allowlist", mode="before"
+    )
     @classmethod
     def _split(cls, value: object) -> object:
         return _split_commas(value)
+
+    @field_validator("image_fetch_ports")
+    @classmethod
+    def _check_ports(cls, ports: tuple[int, ...]) -> tuple[int, ...]:
+        if not ports or any(not 0 < port < 65536 for port in ports):
+            raise ValueError("IMAGE_FETCH_PORTS must list ports from 1 to 65535")
+        return ports
+
+    @field_validator("image_fetch_allowlist")
+    @classmethod
+    def _check_cidrs(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in cidrs:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"IMAGE_FETCH_ALLOWLIST: {cidr!r} is not a CIDR") from None
+        return cidrs
 
     @model_validator(mode="after")
     def _refuse_embedded_parts_in_production(self) -> Settings:

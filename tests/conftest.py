@@ -41,6 +41,7 @@ async def topics(kafka: str) -> dict[str, str]:
         "commands": f"commands-{suffix}",
         "results": f"results-{suffix}",
         "events": f"events-{suffix}",
+        "dlq": f"dlq-{suffix}",
     }
     await ensure_topics(kafka, list(names.values()), partitions=4)
     return names

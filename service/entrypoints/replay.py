@@ -19,6 +19,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
 
+from service.adapters.dead_letters import DiscardingDeadLetters
 from service.adapters.event_log import read_face_events
 from service.adapters.result_publisher import DiscardingPublisher, KafkaJsonPublisher
 from service.adapters.topic_reader import read_to_end, topic_partitions
@@ -87,7 +88,9 @@ async def replay_commands(
     codes: Counter[str] = Counter()
     async with (
         _publishers(settings, results_topic, events_topic) as (results, events),
-        open_pipeline(settings, store, results=results, events=events) as pipeline,
+        open_pipeline(
+            settings, store, results=results, events=events, dead_letters=DiscardingDeadLetters()
+        ) as pipeline,
     ):
         async for records in _command_batches(settings, start, group_id, progress):
             for outcome in await pipeline.processor.process(records):

@@ -23,8 +23,14 @@ from service.domain.commands import RegisterFace
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.limiter import UserRateLimiter
 from service.logs import redact_url
-from service.service_layer.intake import Envelope, IncomingRecord, open_envelope, parse_command
-from service.service_layer.ports import MessagePublisher
+from service.service_layer.intake import (
+    Envelope,
+    IncomingRecord,
+    Unreadable,
+    open_envelope,
+    parse_command,
+)
+from service.service_layer.ports import DeadLetters, MessagePublisher
 from service.service_layer.register import Outcome, RegisterFaceHandler, unexpected_failure
 from service.service_layer.retry import RetryPolicy
 
@@ -75,15 +81,19 @@ class CommandBatchProcessor:
         throttle: PartitionThrottle,
         results: MessagePublisher,
         events: MessagePublisher,
+        dead_letters: DeadLetters,
         retry: RetryPolicy,
         system_category_keys: Collection[str],
+        max_command_bytes: int,
     ) -> None:
         self._handler = handler
         self._throttle = throttle
         self._results = results
         self._events = events
+        self._dead_letters = dead_letters
         self._retry = retry
         self._system_category_keys = frozenset(system_category_keys)
+        self._max_command_bytes = max_command_bytes
 
     async def process(self, records: Sequence[IncomingRecord]) -> list[Outcome]:
         """Returns once every record of the batch has had its result published.
@@ -95,11 +105,14 @@ class CommandBatchProcessor:
         received = time.perf_counter()
         admitted: list[_Admitted] = []
         refusals: list[tuple[Envelope, Outcome]] = []
+        unreadable: list[tuple[IncomingRecord, Unreadable]] = []
         for record in records:
-            envelope = open_envelope(record)
+            envelope = open_envelope(record, self._max_command_bytes)
             try:
                 command = self._admit(envelope)
             except Rejected as refusal:
+                if isinstance(refusal, Unreadable):
+                    unreadable.append((record, refusal))
                 refusals.append((envelope, Outcome(code=refusal.code, message=refusal.message)))
                 continue
             except Exception as error:
@@ -110,6 +123,10 @@ class CommandBatchProcessor:
                 continue
             admitted.append(_Admitted(envelope, command, received))
         outcomes = [outcome for _, outcome in refusals]
+        # The copies go first: once a result is out, the record may be committed.
+        async with asyncio.TaskGroup() as copies:
+            for record, why in unreadable:
+                copies.create_task(self._dead_letter(record, why))
         async with asyncio.TaskGroup() as answers:
             for envelope, outcome in refusals:
                 answers.create_task(self._answer(envelope, None, outcome, received))
@@ -121,6 +138,18 @@ class CommandBatchProcessor:
 
     def forget_partition(self, partition: int) -> None:
         self._throttle.forget_partition(partition)
+
+    async def _dead_letter(self, record: IncomingRecord, refusal: Unreadable) -> None:
+        await self._retry.run(lambda: self._dead_letters.send(record, refusal))
+        log.warning(
+            "record dead-lettered",
+            extra={
+                "code": refusal.code.value,
+                "reason": refusal.message,
+                "partition": record.partition,
+                "offset": record.offset,
+            },
+        )
 
     def _admit(self, envelope: Envelope) -> RegisterFace:
         owner = envelope.owner

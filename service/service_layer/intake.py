@@ -37,6 +37,11 @@ class IncomingRecord:
     value: bytes | None
 
 
+class Unreadable(Rejected):
+    """A record that is not a readable command. Besides its error result, a copy goes to the
+    dead-letter topic, where an operator can see what producers send wrong."""
+
+
 @dataclass(frozen=True)
 class Envelope:
     """What can be known of a record before its fields are judged."""
@@ -44,13 +49,13 @@ class Envelope:
     record: IncomingRecord
     owner: str | None
     request_id: str
-    body: dict[str, object] | None
+    body: dict[str, object] | str  # the JSON object, or why the value is not one
 
 
-def open_envelope(record: IncomingRecord) -> Envelope:
+def open_envelope(record: IncomingRecord, max_bytes: int) -> Envelope:
     """Owner and RequestId, recovered even from a record that will be refused."""
-    body = _json_object(record.value)
-    given = body.get("RequestId") if body is not None else None
+    body = _json_object(record.value, max_bytes)
+    given = body.get("RequestId") if isinstance(body, dict) else None
     request_id = (
         given
         if isinstance(given, str) and 0 < len(given) <= 128
@@ -61,11 +66,12 @@ def open_envelope(record: IncomingRecord) -> Envelope:
 
 def parse_command(envelope: Envelope, system_category_keys: Collection[str]) -> RegisterFace:
     if envelope.owner is None:
-        raise Rejected(
-            ErrorCode.INVALID_USER_ID, "the record has no key; the key must be the user id"
+        raise Unreadable(
+            ErrorCode.INVALID_USER_ID,
+            "the record has no key, or one that is not UTF-8 text; the key must be the user id",
         )
-    if envelope.body is None:
-        raise Rejected(ErrorCode.INVALID_MESSAGE, "the record value is not a JSON object")
+    if isinstance(envelope.body, str):
+        raise Unreadable(ErrorCode.INVALID_MESSAGE, envelope.body)
     try:
         wire = RegisterCustomFaceCommand.model_validate(envelope.body, strict=True)
     except ValidationError as error:
@@ -101,28 +107,39 @@ def _owner(key: bytes | None) -> str | None:
     return owner if owner.strip() else None
 
 
-def _json_object(value: bytes | None) -> dict[str, object] | None:
+def _json_object(value: bytes | None, max_bytes: int) -> dict[str, object] | str:
     if not value:
-        return None
+        return "the record has no value"
+    if len(value) > max_bytes:
+        return f"the record value is {len(value)} bytes, over the {max_bytes}-byte limit"
     try:
-        decoded = json.loads(value)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    return decoded if isinstance(decoded, dict) else None
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return "the record value is not UTF-8 text"
+    try:
+        decoded = json.loads(text)
+    except (ValueError, RecursionError):
+        return "the record value is not JSON"
+    if not isinstance(decoded, dict):
+        return f"the record value is a JSON {type(decoded).__name__}, not an object"
+    return decoded
 
 
 def _rejection(error: ValidationError) -> Rejected:
     first = error.errors()[0]
     field = str(first["loc"][0]) if first["loc"] else ""
     if field == "Action":
-        return Rejected(ErrorCode.INVALID_MESSAGE, "Action must be RegisterCustomFace")
+        return Unreadable(ErrorCode.INVALID_MESSAGE, "Action must be RegisterCustomFace")
     code = _FIELD_CODES.get(field)
     if code is None:
         if first["type"] == "extra_forbidden":
-            return Rejected(ErrorCode.INVALID_MESSAGE, f"unknown field {field!r}")
-        return Rejected(ErrorCode.INVALID_MESSAGE, f"{field}: {first['msg']}")
+            return Unreadable(ErrorCode.INVALID_MESSAGE, f"unknown field {field!r}")
+        return Unreadable(ErrorCode.INVALID_MESSAGE, f"{field}: {first['msg']}")
     if first["type"] == "missing":
         return Rejected(code, f"{field} is required")
+    if first["type"].endswith("_type"):
+        # A number where text belongs: the producer's serializer is wrong, not the value.
+        return Unreadable(code, f"{field}: {first['msg']}")
     return Rejected(code, f"{field}: {first['msg']}")
 
 

@@ -7,8 +7,10 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from service.domain.commands import RegisterFace
+from service.domain.errors import Rejected
 from service.domain.faces import AnalysedFace
 from service.domain.person import FaceImage, Person
+from service.service_layer.intake import IncomingRecord
 
 
 class ImageFetcher(Protocol):
@@ -31,3 +33,9 @@ class MessagePublisher(Protocol):
     """Results and face events: raises TransientError when the broker does not take it."""
 
     async def publish(self, owner: str | None, message: BaseModel) -> None: ...
+
+
+class DeadLetters(Protocol):
+    """Where unreadable records are copied; raises TransientError like a publisher."""
+
+    async def send(self, record: IncomingRecord, refusal: Rejected) -> None: ...

@@ -39,6 +39,7 @@ class Deployment:
     group: str
     client: CommandClient
     deepface_home: Path
+    image_server: ImageServer
 
     def service(self, **settings: str) -> ServiceProcess:
         return ServiceProcess(
@@ -48,23 +49,27 @@ class Deployment:
                 COMMANDS_TOPIC=self.topics["commands"],
                 RESULTS_TOPIC=self.topics["results"],
                 EVENTS_TOPIC=self.topics["events"],
+                DLQ_TOPIC=self.topics["dlq"],
                 KAFKA_GROUP_ID=self.group,
                 DEEPFACE_HOME=str(self.deepface_home),
                 INFERENCE_WORKERS="1",
                 MAX_RECORDS_IN_FLIGHT="40",
+                **self.image_server.fetch_env(),
                 **settings,
             )
         )
 
 
 @pytest_asyncio.fixture
-async def deployment(kafka: str, deepface_home: Path) -> AsyncIterator[Deployment]:
+async def deployment(
+    kafka: str, deepface_home: Path, image_server: ImageServer
+) -> AsyncIterator[Deployment]:
     suffix = uuid.uuid4().hex[:8]
-    topics = {name: f"{name}-{suffix}" for name in ("commands", "results", "events")}
+    topics = {name: f"{name}-{suffix}" for name in ("commands", "results", "events", "dlq")}
     await ensure_topics(kafka, list(topics.values()), partitions=4)
     client = CommandClient(kafka, topics["commands"], topics["results"], topics["events"])
     await client.start()
-    yield Deployment(kafka, topics, f"group-{suffix}", client, deepface_home)
+    yield Deployment(kafka, topics, f"group-{suffix}", client, deepface_home, image_server)
     await client.stop()
 
 

@@ -18,7 +18,10 @@ async def test_a_hard_killed_service_restarts_with_its_faces(
 ) -> None:
     port = free_port()
     env = ServiceProcess.environment(
-        EMBEDDED_KAFKA_PORT=str(port), DEEPFACE_HOME=str(deepface_home), INFERENCE_WORKERS="1"
+        EMBEDDED_KAFKA_PORT=str(port),
+        DEEPFACE_HOME=str(deepface_home),
+        INFERENCE_WORKERS="1",
+        **image_server.fetch_env(),
     )
     url = image_server.serve("/embedded-restart.png", fixture_bytes("astronaut.png"))
     body = {"CategoryId": "Cat-1", "PersonId": "p1", "ImageUrl": url}

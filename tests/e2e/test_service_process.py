@@ -43,7 +43,9 @@ class RunningService:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def running_service(tmp_path_factory: Any) -> AsyncIterator[RunningService]:
+async def running_service(
+    tmp_path_factory: Any, image_server: ImageServer
+) -> AsyncIterator[RunningService]:
     port = free_port()
     env = {
         key: value
@@ -53,6 +55,7 @@ async def running_service(tmp_path_factory: Any) -> AsyncIterator[RunningService
     env.update(
         EMBEDDED_KAFKA_PORT=str(port),
         DEEPFACE_HOME=str(tmp_path_factory.mktemp("deepface-home-e2e")),
+        **image_server.fetch_env(),
     )
     if mongodb_uri():
         env["MONGODB_URI"] = str(mongodb_uri())

@@ -7,6 +7,7 @@ import pytest_asyncio
 
 from service.bootstrap import Service
 from tests.conftest import mongodb_uri
+from tests.support.image_server import ImageServer
 from tests.support.kafka_client import CommandClient
 from tests.support.settings import service_settings
 
@@ -15,12 +16,13 @@ IMAGE_MAX_BYTES = 2_000_000
 
 @pytest_asyncio.fixture(scope="session")
 async def service(
-    kafka: str, topics: dict[str, str], deepface_home: Path
+    kafka: str, topics: dict[str, str], deepface_home: Path, image_server: ImageServer
 ) -> AsyncIterator[Service]:
     settings = service_settings(
         kafka,
         topics,
         deepface_home,
+        image_server,
         image_max_bytes=IMAGE_MAX_BYTES,
         image_total_timeout_s=5,
         retry_attempts=2,

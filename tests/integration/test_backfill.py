@@ -91,9 +91,9 @@ async def live_run(
     kafka: str, deepface_home: Path, image_server: ImageServer
 ) -> AsyncIterator[LiveRun]:
     suffix = uuid.uuid4().hex[:8]
-    topics = {n: f"{n}-{suffix}" for n in ("commands", "results", "events", "replayed")}
+    topics = {n: f"{n}-{suffix}" for n in ("commands", "results", "events", "dlq", "replayed")}
     await ensure_topics(kafka, list(topics.values()), partitions=4)
-    settings = service_settings(kafka, topics, deepface_home, rate_limit_per_second=5)
+    settings = service_settings(kafka, topics, deepface_home, image_server, rate_limit_per_second=5)
     async with Service(settings).running() as service:
         client = CommandClient(kafka, topics["commands"], topics["results"])
         await client.start()

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from service.bootstrap import Service
-from tests.conftest import free_port
 from tests.integration.conftest import IMAGE_MAX_BYTES
-from tests.support.image_server import ImageServer
+from tests.support.image_server import IMAGE_HOST, ImageServer
 from tests.support.images import (
     astronaut_16bit_gray_png,
     astronaut_mpo,
@@ -187,7 +186,7 @@ async def test_an_image_that_cannot_be_fetched_is_a_download_error(
     user = new_user()
     missing = image_server.base_url + "/no-such-image.png"
     failing = image_server.serve("/server-error", b"oops", status=500)
-    refused = f"http://127.0.0.1:{free_port()}/a.png"
+    refused = f"http://{IMAGE_HOST}/a.png"  # an allowed host and port, nobody listening
     unresolvable = "http://no-such-host.invalid/a.png"
     ids = [await client.send(user, command(u)) for u in (missing, failing, refused, unresolvable)]
 

@@ -6,6 +6,7 @@ from motor.motor_asyncio import AsyncIOMotorClient
 
 from service.adapters.image_fetcher import FetchLimits, HttpImageFetcher
 from service.adapters.person_store import MongoPersonStore
+from service.adapters.public_address import AddressPolicy
 from service.domain.errors import ErrorCode
 from service.domain.faces import AnalysedFace
 from service.domain.person import ModelProvenance
@@ -23,7 +24,7 @@ class InferenceMustNotRun:
 async def test_an_unreachable_store_ends_in_internal_error_after_the_retries() -> None:
     dead = f"mongodb://127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=200&connectTimeoutMS=200"
     client: AsyncIOMotorClient = AsyncIOMotorClient(dead)
-    fetcher = HttpImageFetcher(FetchLimits(1, 1, 2, 1_000_000))
+    fetcher = HttpImageFetcher(FetchLimits(1, 1, 1, 2, 1_000_000), [80], AddressPolicy())
     handler = RegisterFaceHandler(
         store=MongoPersonStore(client["faces"]),
         fetcher=fetcher,

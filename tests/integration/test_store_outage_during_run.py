@@ -49,13 +49,13 @@ class StoreOutage:
 
 @pytest_asyncio.fixture
 async def outage_setup(
-    kafka: str, deepface_home: Path
+    kafka: str, deepface_home: Path, image_server: ImageServer
 ) -> AsyncIterator[tuple[StoreOutage, CommandClient]]:
     suffix = uuid.uuid4().hex[:8]
-    topics = {name: f"{name}-{suffix}" for name in ("commands", "results", "events")}
+    topics = {name: f"{name}-{suffix}" for name in ("commands", "results", "events", "dlq")}
     await ensure_topics(kafka, list(topics.values()), partitions=4)
     settings = service_settings(
-        kafka, topics, deepface_home, retry_attempts=12, retry_base_delay_s=0.1
+        kafka, topics, deepface_home, image_server, retry_attempts=12, retry_base_delay_s=0.1
     )
     wrapped: list[StoreOutage] = []
 

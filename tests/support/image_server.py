@@ -5,6 +5,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+# Loopback, but not 127.0.0.1: the service under test allows exactly this address, so a
+# URL naming localhost or 127.0.0.1 must still be refused.
+IMAGE_HOST = "127.0.0.2"
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class ImageServer:
             def log_message(self, *_: object) -> None:
                 return None
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((IMAGE_HOST, 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -53,6 +58,23 @@ class ImageServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def fetch_settings(self) -> dict[str, Any]:
+        """What a service under test needs to fetch from this server, and nothing more."""
+        return {
+            "image_fetch_allowlist": (f"{IMAGE_HOST}/32",),
+            "image_fetch_ports": (80, 443, self.port),
+        }
+
+    def fetch_env(self) -> dict[str, str]:
+        return {
+            "IMAGE_FETCH_ALLOWLIST": f"{IMAGE_HOST}/32",
+            "IMAGE_FETCH_PORTS": f"80,443,{self.port}",
+        }
 
     @property
     def base_url(self) -> str:

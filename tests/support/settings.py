@@ -8,10 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from service.settings import Settings
+from tests.support.image_server import ImageServer
 
 
 def service_settings(
-    kafka: str, topics: dict[str, str], deepface_home: Path, **overrides: Any
+    kafka: str,
+    topics: dict[str, str],
+    deepface_home: Path,
+    image_server: ImageServer,
+    **overrides: Any,
 ) -> Settings:
     suffix = uuid.uuid4().hex[:8]
     values: dict[str, Any] = {
@@ -26,5 +31,7 @@ def service_settings(
         "mongodb_database": f"test_service_{suffix}",
         "deepface_home": deepface_home,
         "inference_workers": 1,
+        "dlq_topic": topics["dlq"],
+        **image_server.fetch_settings(),
     }
     return Settings(**{**values, **overrides})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
+from service.adapters.dead_letters import DiscardingDeadLetters
 from service.domain.errors import TransientError
 from service.service_layer.batch import CommandBatchProcessor, PartitionThrottle
 from service.service_layer.intake import IncomingRecord
@@ -32,8 +33,10 @@ def processor(results: FlakyPublisher, attempts: int) -> CommandBatchProcessor:
         throttle=PartitionThrottle(100),
         results=results,
         events=FlakyPublisher(0),
+        dead_letters=DiscardingDeadLetters(),
         retry=RetryPolicy(attempts=attempts, base_delay_s=0),
         system_category_keys=set(),
+        max_command_bytes=4096,
     )
 
 

@@ -4,9 +4,10 @@ import pytest
 
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.ids import derive_request_id
-from service.service_layer.intake import IncomingRecord, open_envelope, parse_command
+from service.service_layer.intake import IncomingRecord, Unreadable, open_envelope, parse_command
 
 SYSTEM = {"celebrity", "politician", "sensitive"}
+MAX_BYTES = 4096
 VALID = {"CategoryId": "Cat-1", "PersonId": "p1", "ImageUrl": "https://img.example/a.jpg"}
 
 
@@ -17,19 +18,21 @@ def record(value: object, key: bytes | None = b"user-1", offset: int = 7) -> Inc
 
 def refusal(value: object, key: bytes | None = b"user-1") -> Rejected:
     with pytest.raises(Rejected) as refused:
-        parse_command(open_envelope(record(value, key)), SYSTEM)
+        parse_command(open_envelope(record(value, key), MAX_BYTES), SYSTEM)
     return refused.value
 
 
 def test_a_valid_command_keeps_the_spelling_and_the_owner() -> None:
-    command = parse_command(open_envelope(record({**VALID, "PersonName": "Ann"})), SYSTEM)
+    command = parse_command(
+        open_envelope(record({**VALID, "PersonName": "Ann"}), MAX_BYTES), SYSTEM
+    )
     assert command.owner == "user-1"
     assert (command.category.display, command.category.key) == ("Cat-1", "cat-1")
     assert command.person_name == "Ann"
 
 
 def test_a_command_without_request_id_gets_one_derived_from_its_position() -> None:
-    command = parse_command(open_envelope(record(VALID)), SYSTEM)
+    command = parse_command(open_envelope(record(VALID), MAX_BYTES), SYSTEM)
     assert command.request_id == derive_request_id("cmds", 2, 7)
 
 
@@ -87,7 +90,7 @@ def test_each_invalid_field_gets_its_own_code(field: str, value: object, code: E
 
 def test_ids_of_120_characters_in_any_language_are_accepted() -> None:
     body = {**VALID, "CategoryId": "库" * 120, "PersonId": "ü" * 120}
-    command = parse_command(open_envelope(record(body)), SYSTEM)
+    command = parse_command(open_envelope(record(body), MAX_BYTES), SYSTEM)
     assert command.category.display == "库" * 120
 
 
@@ -104,5 +107,55 @@ def test_person_id_all_is_reserved(person: str) -> None:
 
 
 def test_a_refused_record_still_reports_its_request_id() -> None:
-    envelope = open_envelope(record({"RequestId": "ABC-1", "CategoryId": ""}))
+    envelope = open_envelope(record({"RequestId": "ABC-1", "CategoryId": ""}), MAX_BYTES)
     assert envelope.request_id == "ABC-1"
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "code"),
+    [
+        (None, b"user-1", ErrorCode.INVALID_MESSAGE),
+        (b"\xff\xfe{}", b"user-1", ErrorCode.INVALID_MESSAGE),
+        (b"{not json", b"user-1", ErrorCode.INVALID_MESSAGE),
+        ([VALID], b"user-1", ErrorCode.INVALID_MESSAGE),
+        ({**VALID, "Extra": 1}, b"user-1", ErrorCode.INVALID_MESSAGE),
+        ({**VALID, "CategoryId": 5}, b"user-1", ErrorCode.INVALID_CATEGORY_ID),
+        (b'{"PersonId": "' + b"x" * MAX_BYTES + b'"}', b"user-1", ErrorCode.INVALID_MESSAGE),
+        (VALID, None, ErrorCode.INVALID_USER_ID),
+    ],
+    ids=[
+        "tombstone",
+        "not-utf8",
+        "not-json",
+        "array",
+        "unknown-field",
+        "wrong-type",
+        "over-cap",
+        "no-key",
+    ],
+)
+def test_a_record_that_is_not_a_readable_command_is_unreadable(
+    value: object, key: bytes | None, code: ErrorCode
+) -> None:
+    rejected = refusal(value, key=key)
+    assert isinstance(rejected, Unreadable)
+    assert rejected.code is code
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**VALID, "CategoryId": "x" * 121},
+        {k: v for k, v in VALID.items() if k != "ImageUrl"},
+        {**VALID, "ImageUrl": "ftp://img.example/a.jpg"},
+    ],
+)
+def test_a_readable_command_with_bad_values_is_refused_but_not_unreadable(
+    body: dict[str, object],
+) -> None:
+    assert not isinstance(refusal(body), Unreadable)
+
+
+def test_an_oversized_record_says_how_large_it_is() -> None:
+    message = refusal(b" " * (MAX_BYTES + 1) + json.dumps(VALID).encode()).message
+    assert str(MAX_BYTES) in message and "bytes" in message
