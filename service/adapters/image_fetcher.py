@@ -184,10 +184,17 @@ class _Inflate:
         try:
             return self._inflater.decompress(chunk, max(room, 1))
         except zlib.error:
-            raise Rejected(ErrorCode.IMAGE_DOWNLOAD, "the compressed response is corrupt") from None
+            raise self._corrupt() from None
 
     def finish(self, room: int) -> bytes:
-        return self._inflater.decompress(self._inflater.unconsumed_tail, max(room, 1))
+        rest = self.take(self._inflater.unconsumed_tail, room)
+        if not self._inflater.eof and len(rest) < room:
+            raise self._corrupt()
+        return rest
+
+    @staticmethod
+    def _corrupt() -> Rejected:
+        return Rejected(ErrorCode.IMAGE_DOWNLOAD, "the compressed response is corrupt or cut short")
 
 
 def _decoder(encoding: str | None) -> _Identity | _Inflate:

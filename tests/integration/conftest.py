@@ -25,6 +25,7 @@ async def service(
         image_server,
         image_max_bytes=IMAGE_MAX_BYTES,
         image_total_timeout_s=5,
+        image_first_byte_timeout_s=2,
         retry_attempts=2,
         retry_base_delay_s=0.01,
         inference_workers=2,
@@ -43,6 +44,7 @@ async def client(service: Service) -> AsyncIterator[CommandClient]:
         settings.commands_topic,
         settings.results_topic,
         settings.events_topic,
+        settings.dlq_topic,
     )
     await client.start()
     yield client

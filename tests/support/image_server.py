@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,6 +20,10 @@ class Route:
     content_type: str = "application/octet-stream"
     send_length: bool = True
     location: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    declared_length: int | None = None  # a Content-Length that may lie
+    stall_s: float = 0.0  # silence before the status line
+    drip_s: float = 0.0  # pause after each byte of the body
 
 
 class ImageServer:
@@ -35,15 +40,32 @@ class ImageServer:
                 if route is None:
                     self.send_error(404)
                     return
+                time.sleep(route.stall_s)
                 self.send_response(route.status)
                 self.send_header("Content-Type", route.content_type)
                 if route.location is not None:
                     self.send_header("Location", route.location)
-                if route.send_length:
+                for name, value in route.headers:
+                    self.send_header(name, value)
+                if route.declared_length is not None:
+                    self.send_header("Content-Length", str(route.declared_length))
+                elif route.send_length:
                     self.send_header("Content-Length", str(len(route.body)))
                 # Without a length, HTTP/1.0 ends the body when the connection closes.
                 self.end_headers()
-                self.wfile.write(route.body)
+                try:
+                    self._write(route)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client gave up, as it should
+
+            def _write(self, route: Route) -> None:
+                if not route.drip_s:
+                    self.wfile.write(route.body)
+                    return
+                for index in range(len(route.body)):
+                    self.wfile.write(route.body[index : index + 1])
+                    self.wfile.flush()
+                    time.sleep(route.drip_s)
 
             def log_message(self, *_: object) -> None:
                 return None
@@ -78,8 +100,11 @@ class ImageServer:
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://{IMAGE_HOST}:{self.port}"
+
+    def route(self, path: str, route: Route) -> str:
+        self.routes[path] = route
+        return self.base_url + path
 
     def serve(
         self,
@@ -89,10 +114,9 @@ class ImageServer:
         content_type: str = "",
         send_length: bool = True,
     ) -> str:
-        route = Route(body, status, content_type or "application/octet-stream", send_length)
-        self.routes[path] = route
-        return self.base_url + path
+        return self.route(
+            path, Route(body, status, content_type or "application/octet-stream", send_length)
+        )
 
     def redirect(self, path: str, location: str) -> str:
-        self.routes[path] = Route(b"", 302, "text/plain", True, location)
-        return self.base_url + path
+        return self.route(path, Route(b"", 302, "text/plain", True, location))

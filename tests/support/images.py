@@ -56,16 +56,8 @@ def tilted_astronaut(degrees: float) -> bytes:
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG whose header claims `width` x `height`: tiny on the wire, huge if decoded."""
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IEND", b"")
 
 
 def astronaut_16bit_gray_png() -> bytes:
@@ -89,3 +81,50 @@ def tom_variants(count: int = 16) -> tuple[bytes, ...]:
 def small_no_face() -> bytes:
     base = Image.open(FIXTURES / "coffee.png").convert("RGB")
     return _encode(base.resize((150, 100)), "JPEG", quality=85)
+
+
+def png_pixel_bomb(width: int, height: int) -> bytes:
+    """A valid 1-bit PNG of `width` x `height` black pixels: kilobytes on the wire,
+    gigabytes once decoded to RGB."""
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    row = b"\0" * (1 + (width + 7) // 8)  # a filter byte, then the packed bits
+    deflate = zlib.compressobj(9)
+    data = b"".join(deflate.compress(row) for _ in range(height)) + deflate.flush()
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", data)
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return struct.pack(">I", len(data)) + kind + data + crc
+
+
+def gzip_bomb(size: int) -> bytes:
+    """`size` zero bytes, gzip-compressed to about a thousandth of that."""
+    deflate = zlib.compressobj(9, wbits=31)
+    block = b"\0" * (1 << 20)
+    return b"".join(deflate.compress(block) for _ in range(size >> 20)) + deflate.flush()
+
+
+def tom_sideways_with_exif() -> bytes:
+    """Pixels stored turned a quarter, with the EXIF orientation that turns them back."""
+    base = Image.open(FIXTURES / "Tom_Hanks_54745.png").convert("RGB").resize((160, 160))
+    stored = base.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    return _encode(stored, "JPEG", quality=95, exif=exif)
+
+
+def tom_animated_gif() -> bytes:
+    base = Image.open(FIXTURES / "Tom_Hanks_54745.png").convert("RGB").resize((160, 160))
+    other = Image.open(FIXTURES / "coffee.png").convert("RGB").resize((160, 160))
+    return _encode(base, "GIF", save_all=True, append_images=[other], duration=100, loop=0)
+
+
+def tom_as(fmt: str, mode: str = "RGB") -> bytes:
+    base = Image.open(FIXTURES / "Tom_Hanks_54745.png").convert(mode).resize((160, 160))
+    return _encode(base, fmt)

@@ -6,9 +6,17 @@ import asyncio
 import json
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, str]
 
 
 def new_request_id() -> str:
@@ -17,12 +25,20 @@ def new_request_id() -> str:
 
 class CommandClient:
     def __init__(
-        self, bootstrap: str, commands_topic: str, results_topic: str, events_topic: str = ""
+        self,
+        bootstrap: str,
+        commands_topic: str,
+        results_topic: str,
+        events_topic: str = "",
+        dlq_topic: str = "",
     ) -> None:
         self._bootstrap = bootstrap
         self.commands_topic = commands_topic
         self.results_topic = results_topic
         self.events_topic = events_topic
+        self.dlq_topic = dlq_topic
+        # By the commands partition and offset they came from.
+        self.dead_letters: dict[tuple[int, int], DeadLetter] = {}
         self.results: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         self.events: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         self.result_keys: dict[str, bytes | None] = {}
@@ -36,7 +52,7 @@ class CommandClient:
         await self._consumer.topics()
         assigned = [
             TopicPartition(topic, p)
-            for topic in (self.results_topic, self.events_topic)
+            for topic in (self.results_topic, self.events_topic, self.dlq_topic)
             if topic
             for p in sorted(self._consumer.partitions_for_topic(topic) or set())
         ]
@@ -52,6 +68,14 @@ class CommandClient:
 
     async def _read(self) -> None:
         async for record in self._consumer:
+            if record.topic == self.dlq_topic:
+                headers = {k: v.decode() for k, v in record.headers}
+                letter = DeadLetter(record.key, record.value, headers)
+                source = (int(headers["dlq-source-partition"]), int(headers["dlq-source-offset"]))
+                async with self._arrived:
+                    self.dead_letters[source] = letter
+                    self._arrived.notify_all()
+                continue
             value = json.loads(record.value)
             async with self._arrived:
                 if record.topic == self.events_topic:
@@ -62,10 +86,14 @@ class CommandClient:
                 self._arrived.notify_all()
 
     async def send_raw(
-        self, key: bytes | None, value: bytes | None, timestamp_ms: int | None = None
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> tuple[int, int]:
         sent = await self._producer.send_and_wait(
-            self.commands_topic, value, key=key, timestamp_ms=timestamp_ms
+            self.commands_topic, value, key=key, timestamp_ms=timestamp_ms, headers=headers
         )
         return sent.partition, sent.offset
 
@@ -96,6 +124,11 @@ class CommandClient:
         async with asyncio.timeout(timeout_s), self._arrived:
             await self._arrived.wait_for(lambda: len(self.results[request_id]) >= count)
         return list(self.results[request_id])
+
+    async def dead_letter(self, partition: int, offset: int, timeout_s: float = 30.0) -> DeadLetter:
+        async with asyncio.timeout(timeout_s), self._arrived:
+            await self._arrived.wait_for(lambda: (partition, offset) in self.dead_letters)
+        return self.dead_letters[(partition, offset)]
 
     async def register(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self.result(await self.send(user, body))
