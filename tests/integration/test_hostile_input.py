@@ -9,14 +9,17 @@ then a normal registration from the same user must still succeed.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 
 import pytest
 
+from service.bootstrap import Service
 from service.domain.ids import derive_request_id
+from service.logs import JsonFormatter
 from tests.support.hostile_cases import CASES, OK, HostileCase, Record, Url
 from tests.support.image_server import ImageServer
-from tests.support.images import fixture_bytes
+from tests.support.images import fixture_bytes, tom_variants
 from tests.support.kafka_client import CommandClient
 
 
@@ -66,3 +69,61 @@ def _request_id_of(value: bytes | None) -> str | None:
     except (ValueError, AttributeError, RecursionError):
         return None
     return given if isinstance(given, str) else None
+
+
+async def test_two_users_with_the_same_ids_have_separate_libraries(
+    client: CommandClient, service: Service, image_server: ImageServer
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    alice, bob = f"alice-{tag}", f"bob-{tag}"
+    faces = [
+        image_server.serve(f"/{tag}/tom-{i}.jpg", data) for i, data in enumerate(tom_variants())
+    ]
+    other_face = image_server.serve(f"/{tag}/astronaut.png", fixture_bytes("astronaut.png"))
+    shared_request_id = f"R-{tag}"
+
+    alice_first = await client.register(alice, {**body(faces[0]), "RequestId": shared_request_id})
+    # The same RequestId from another user is another command, not a repeat of Alice's.
+    await client.send(bob, {**body(other_face), "RequestId": shared_request_id})
+    both = await client.all_results(shared_request_id, 2)
+    bob_first = next(r for r in both if r != alice_first)
+    alice_rest = [await client.register(alice, body(url)) for url in faces[1:11]]
+    bob_second = await client.register(bob, body(faces[11]))
+
+    assert "FaceId" in alice_first and "FaceId" in bob_first
+    assert bob_first["FaceId"] != alice_first["FaceId"]
+    # Alice's cap is reached; Bob's person, same ids, is untouched by it.
+    assert [r.get("Code", OK) for r in alice_rest] == [OK] * 9 + ["FaceLimitExceeded"]
+    # Bob's person holds the astronaut, so Tom does not match it: Alice's Tom faces
+    # were never compared with Bob's.
+    assert bob_second["Code"] == "InvalidImage.FaceMismatch"
+    persons = service.database["persons"]
+    alice_doc = await persons.find_one({"owner": alice, "category_key": "lib", "person_key": "p"})
+    bob_doc = await persons.find_one({"owner": bob, "category_key": "lib", "person_key": "p"})
+    assert len(alice_doc["images"]) == 10
+    assert [i["face_id"] for i in bob_doc["images"]] == [bob_first["FaceId"]]
+
+
+async def test_logs_hold_no_url_secrets_and_no_embeddings(
+    client: CommandClient,
+    service: Service,
+    image_server: ImageServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="service")
+    tag = uuid.uuid4().hex[:8]
+    user = f"logs-{tag}"
+    face = image_server.serve(f"/{tag}/face.png", fixture_bytes("Tom_Hanks_54745.png"))
+    hop = image_server.redirect(f"/{tag}/hop", "http://127.0.0.1/x.png?token=SECRET-2#SECRET-3")
+    signed = [f"{face}?X-Signature=SECRET-1#frag-SECRET-4", f"{hop}?sig=SECRET-5"]
+
+    results = [await client.register(user, body(url)) for url in signed]
+
+    assert "FaceId" in results[0] and results[1]["Code"] == "InvalidParameter.ImageUrl"
+    stored = await service.database["persons"].find_one({"owner": user})
+    embedding_values = {repr(v) for v in stored["images"][0]["embedding"][:8]}
+    lines = [JsonFormatter().format(record) for record in caplog.records]
+    assert any(user in line for line in lines)  # the run was logged at all
+    for line in lines:
+        assert "SECRET" not in line, line
+        assert not any(value in line for value in embedding_values), line
