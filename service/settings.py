@@ -204,7 +204,7 @@ def describe_settings() -> str:
     for name, field in Settings.model_fields.items():
         default = "CPU count" if field.default_factory else field.default
         if isinstance(default, tuple):
-            default = ",".join(default)
+            default = ",".join(str(part) for part in default) or "empty"
         shown = "unset" if default is None else str(default)
         lines.append(f"  {name.upper():<28} {shown:<24} {field.description or ''}")
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from service.settings import Settings
+from service.settings import Settings, describe_settings
 
 
 def test_defaults_run_everything_embedded() -> None:
@@ -33,3 +33,10 @@ def test_production_refuses_the_embedded_broker_and_store(
 def test_the_mongodb_uri_is_not_printed_with_the_settings() -> None:
     settings = Settings(mongodb_uri="mongodb://user:secret@db:27017")
     assert "secret" not in repr(settings)
+
+
+def test_help_describes_every_setting_with_its_default() -> None:
+    described = describe_settings()
+    for name in Settings.model_fields:
+        assert f"  {name.upper()} " in described
+    assert "80,443" in described
