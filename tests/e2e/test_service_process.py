@@ -15,7 +15,7 @@ from typing import Any
 import pytest_asyncio
 
 from tests.conftest import free_port, mongodb_uri
-from tests.support.image_server import ImageServer
+from tests.support.image_server import IMAGE_HOST, ImageServer
 from tests.support.images import fixture_bytes
 
 FACE_SERVICE = str(Path(sys.executable).parent / "face-service")
@@ -88,6 +88,12 @@ async def register(bootstrap: str, user: str, person: str, url: str) -> tuple[in
         "register", "--bootstrap-servers", bootstrap, "--user", user,
         "--category-id", "Cat-1", "--person-id", person, "--image-url", url, "--wait",
     )  # fmt: skip
+
+
+async def test_an_allowlist_is_warned_about_at_start_up(running_service: RunningService) -> None:
+    warnings = [e for e in running_service.log_lines if e["level"] == "WARNING"]
+    allowlist = [e for e in warnings if "IMAGE_FETCH_ALLOWLIST" in e["message"]]
+    assert [e["allowlist"] for e in allowlist] == [[f"{IMAGE_HOST}/32"]]
 
 
 async def test_register_from_a_second_terminal_prints_a_face_id(
