@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 from collections.abc import Iterable
 
@@ -14,6 +15,8 @@ from httpcore import AsyncNetworkBackend, AsyncNetworkStream
 
 from service.adapters.public_address import AddressPolicy, IPAddress, parse_numeric_host
 from service.domain.errors import ErrorCode, Rejected
+
+log = logging.getLogger(__name__)
 
 SocketOption = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
@@ -60,7 +63,10 @@ class GuardedBackend(AsyncNetworkBackend):
 
 async def checked_addresses(host: str, port: int, policy: AddressPolicy) -> list[IPAddress]:
     """Every address `host` stands for, all of them allowed; else the refusal says why."""
-    numeric = parse_numeric_host(host)
+    try:
+        numeric = parse_numeric_host(host)
+    except ValueError:
+        raise Rejected(ErrorCode.INVALID_IMAGE_URL, "the host is not a valid address") from None
     if numeric is not None:
         addresses = [numeric]
     else:
@@ -76,10 +82,21 @@ async def checked_addresses(host: str, port: int, policy: AddressPolicy) -> list
     # Any one bad address refuses the host: a name that also points inside is not public.
     for address in addresses:
         kind = policy.refused_kind(address)
-        if kind is not None:
-            where = f"{address} is" if numeric is not None else f"{host} resolves to {address},"
+        if kind is None:
+            continue
+        if numeric is not None:
             raise Rejected(
                 ErrorCode.INVALID_IMAGE_URL,
-                f"{where} a {kind} address; only public addresses are fetched from",
+                f"{address} is a {kind} address; only public addresses are fetched from",
             )
+        # What an internal name resolves to stays in our log: the caller learns only that
+        # the host is not public, not the layout of the network behind it.
+        log.warning(
+            "image host refused",
+            extra={"host": host, "address": str(address), "kind": kind},
+        )
+        raise Rejected(
+            ErrorCode.INVALID_IMAGE_URL,
+            f"{host} does not resolve to public addresses only; only those are fetched from",
+        )
     return addresses

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 
 import numpy as np
@@ -13,13 +14,15 @@ from service.domain.errors import ErrorCode, Rejected
 
 # MPO is how Pillow names a JPEG with a multi-picture segment, as many phones write them.
 ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF"})
+_PARSERS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")  # Pillow's JPEG parser also opens MPO
 
 
 def decode_image(data: bytes, max_pixels: int) -> NDArray[np.uint8]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            # Only the accepted formats' parsers ever see the bytes.
+            image = Image.open(io.BytesIO(data), formats=_PARSERS)
             # The header gives the size: refuse before any pixel is allocated.
             width, height = image.size
             if width * height > max_pixels:
@@ -33,17 +36,40 @@ def decode_image(data: bytes, max_pixels: int) -> NDArray[np.uint8]:
                     f"{image.format} images are not accepted; use JPEG, PNG, WebP, BMP or GIF",
                 )
             image.seek(0)
-            upright = ImageOps.exif_transpose(image)
-            rgb = _to_rgb(upright)
+            rgb = _to_rgb(_upright(image))
     except Image.DecompressionBombError:
         raise Rejected(
             ErrorCode.IMAGE_TOO_LARGE, f"the image has over {max_pixels} pixels"
         ) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error) as error:
         raise Rejected(
-            ErrorCode.IMAGE_FORMAT, f"the bytes are not a decodable image ({type(error).__name__})"
+            ErrorCode.IMAGE_FORMAT,
+            f"the bytes are not a decodable JPEG, PNG, WebP, BMP or GIF image "
+            f"({type(error).__name__})",
         ) from None
     return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+_ORIENTATION = 0x0112
+_TRANSPOSES = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image)
+    except (struct.error, ValueError, TypeError):
+        # Pillow rewrites all of EXIF while turning the image: a malformed tag elsewhere
+        # must not cost the picture, nor its orientation.
+        method = _TRANSPOSES.get(image.getexif().get(_ORIENTATION, 1))
+        return image.transpose(method) if method is not None else image
 
 
 def _to_rgb(image: Image.Image) -> NDArray[np.uint8]:

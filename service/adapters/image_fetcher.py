@@ -40,7 +40,9 @@ class HttpImageFetcher:
         self._limits = limits
         self._ports = frozenset(allowed_ports)
         self._pool = httpcore.AsyncConnectionPool(
-            max_connections=100,
+            # Unbounded here: the register handler's semaphore bounds concurrent fetches, and
+            # a bounded pool leaks slots when requests waiting for one are cancelled.
+            max_connections=None,
             keepalive_expiry=5.0,
             network_backend=GuardedBackend(policy),
         )
@@ -57,6 +59,11 @@ class HttpImageFetcher:
         except httpcore.TimeoutException as error:
             raise Rejected(
                 ErrorCode.IMAGE_DOWNLOAD, f"timed out fetching the image ({type(error).__name__})"
+            ) from None
+        except ValueError:
+            # Whatever URL parsing httpcore or the standard library still rejects.
+            raise Rejected(
+                ErrorCode.INVALID_IMAGE_URL, "ImageUrl, or a redirect it led to, is not valid"
             ) from None
         except (httpcore.NetworkError, httpcore.ProtocolError) as error:
             raise Rejected(

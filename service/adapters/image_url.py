@@ -40,7 +40,11 @@ class ImageTarget:
         return f"{self.scheme}://{self.authority}{self.target}"
 
     def follow(self, location: str, allowed_ports: Collection[int]) -> ImageTarget:
-        return parse_image_url(urljoin(self.url, location), allowed_ports, what="a redirect")
+        try:
+            url = urljoin(self.url, location)
+        except ValueError:
+            raise Rejected(ErrorCode.INVALID_IMAGE_URL, "a redirect is not a valid URL") from None
+        return parse_image_url(url, allowed_ports, what="a redirect")
 
 
 def parse_image_url(
@@ -88,6 +92,9 @@ def _host(hostname: str, refuse: Callable[[str], Rejected]) -> tuple[str, IPAddr
         name = idna.encode(hostname.rstrip("."), uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError):
         raise refuse("has a host name that is not valid") from None
+    if name != hostname:
+        # IDNA maps fullwidth digits and ideographic dots to ASCII: the result may be numeric.
+        return _host(name, refuse)
     if len(name) > 253:
         raise refuse("has a host name over 253 characters")
     return name, None

@@ -17,6 +17,7 @@ from tests.support.images import (
     tom_animated_gif,
     tom_as,
     tom_sideways_with_exif,
+    tom_sideways_with_malformed_exif,
     tom_variants,
 )
 
@@ -142,6 +143,12 @@ CASES: tuple[HostileCase, ...] = (
     HostileCase("port-not-allowed", "url", URL, _url("http://127.0.0.2:27017/a.jpg")),
     HostileCase("scheme-file", "url", URL, _url("file:///etc/passwd")),
     HostileCase("scheme-gopher", "url", URL, _url("gopher://127.0.0.2:{port}/_a")),
+    HostileCase(
+        "loopback-ideographic-dots",
+        "url",
+        URL,
+        _url("http://127\u30020\u30020\u30021:{port}/a.jpg"),
+    ),
     HostileCase("backslash-host", "url", URL, _url("http://127.0.0.1\\@127.0.0.2:{port}/a.jpg")),
     # Redirects: every hop is checked like the first.
     HostileCase(
@@ -164,6 +171,12 @@ CASES: tuple[HostileCase, ...] = (
         "redirect",
         URL,
         _redirects(1, lambda s, t: "http://127.0.0.2:6379/"),
+    ),
+    HostileCase(
+        "redirect-malformed",
+        "redirect",
+        URL,
+        _redirects(1, lambda s, t: "http://[::1"),
     ),
     HostileCase("redirects-4", "redirect", DOWNLOAD, _redirects(4, _face)),
     HostileCase("redirects-3", "redirect", OK, _redirects(3, _face)),
@@ -225,6 +238,7 @@ CASES: tuple[HostileCase, ...] = (
     HostileCase("truncated-jpeg", "image", FORMAT, _image(lambda: tom_as("JPEG")[:900])),
     HostileCase("empty-body", "image", FORMAT, _image(lambda: b"")),
     HostileCase("exif-rotated", "image", OK, _image(tom_sideways_with_exif)),
+    HostileCase("exif-malformed-tag", "image", OK, _image(tom_sideways_with_malformed_exif)),
     HostileCase("animated-gif", "image", OK, _image(tom_animated_gif, "image/gif")),
     HostileCase("cmyk-jpeg", "image", OK, _image(lambda: tom_as("JPEG", "CMYK"))),
     HostileCase("grey-alpha-png", "image", OK, _image(lambda: tom_as("PNG", "LA"), "image/png")),

@@ -128,3 +128,17 @@ def tom_animated_gif() -> bytes:
 def tom_as(fmt: str, mode: str = "RGB") -> bytes:
     base = Image.open(FIXTURES / "Tom_Hanks_54745.png").convert(mode).resize((160, 160))
     return _encode(base, fmt)
+
+
+def tom_sideways_with_malformed_exif() -> bytes:
+    """As `tom_sideways_with_exif`, plus a tag of the wrong type (InkSet as text), which
+    Pillow cannot write back when it applies the orientation. Written by hand: Pillow
+    will not write it either."""
+    base = Image.open(FIXTURES / "Tom_Hanks_54745.png").convert("RGB").resize((160, 160))
+    entries = [
+        struct.pack("<HHI", 0x0112, 3, 1) + struct.pack("<HH", 6, 0),  # Orientation, SHORT
+        struct.pack("<HHI", 332, 2, 4) + b"cam\0",  # InkSet, as ASCII
+    ]
+    tiff = b"II*\0" + struct.pack("<I", 8) + struct.pack("<H", 2) + b"".join(entries)
+    exif = b"Exif\0\0" + tiff + struct.pack("<I", 0)
+    return _encode(base.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=95, exif=exif)

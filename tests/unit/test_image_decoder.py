@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from service.adapters.image_decoder import decode_image
@@ -7,6 +8,8 @@ from tests.support.images import (
     astronaut_mpo,
     fixture_bytes,
     png_header_only,
+    tom_sideways_with_exif,
+    tom_sideways_with_malformed_exif,
 )
 
 
@@ -46,3 +49,10 @@ def test_a_16_bit_grayscale_png_keeps_its_tones() -> None:
 def test_a_phone_jpeg_with_a_multi_picture_segment_is_accepted() -> None:
     pixels = decode_image(astronaut_mpo(), max_pixels=10**7)
     assert pixels.shape == (512, 512, 3)
+
+
+def test_a_malformed_exif_tag_does_not_cost_the_orientation() -> None:
+    upright = decode_image(tom_sideways_with_exif(), max_pixels=10**7)
+    despite_bad_tag = decode_image(tom_sideways_with_malformed_exif(), max_pixels=10**7)
+    assert despite_bad_tag.shape == upright.shape
+    assert np.abs(despite_bad_tag.astype(int) - upright.astype(int)).mean() < 2

@@ -1,7 +1,9 @@
 import ipaddress
+from collections.abc import Callable
 
 import pytest
 
+from service.adapters.guarded_connect import checked_addresses
 from service.adapters.image_url import parse_image_url
 from service.adapters.public_address import AddressPolicy, non_public_kind, parse_numeric_host
 from service.domain.errors import ErrorCode, Rejected
@@ -108,3 +110,37 @@ def test_urls_that_are_not_plainly_http_to_a_host_are_refused(url: str, why: str
         parse_image_url(url, PORTS)
     assert refused.value.code is ErrorCode.INVALID_IMAGE_URL
     assert why in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("http://\uff11\uff12\uff17\uff0e\uff10\uff0e\uff10\uff0e\uff11/a", "127.0.0.1"),
+        ("http://127\u30020\u30020\u30021/a", "127.0.0.1"),
+    ],
+)
+def test_hosts_that_idna_maps_to_digits_are_numeric_hosts(url: str, host: str) -> None:
+    assert parse_image_url(url, PORTS).host == host
+
+
+@pytest.mark.parametrize(
+    "spell",
+    [
+        lambda: parse_image_url("http://1\u30022\u30023\u3002256/a", PORTS),
+        lambda: parse_image_url("http://img.example/a", PORTS).follow("http://[::1", PORTS),
+        lambda: parse_image_url("http://img.example/a", PORTS).follow("//[zz]/", PORTS),
+    ],
+    ids=["ideographic-dots-out-of-range", "redirect-unclosed-bracket", "redirect-bad-ipv6"],
+)
+def test_malformed_hosts_anywhere_are_url_refusals(spell: Callable[[], object]) -> None:
+    with pytest.raises(Rejected) as refused:
+        spell()
+    assert refused.value.code is ErrorCode.INVALID_IMAGE_URL
+
+
+async def test_a_refusal_does_not_tell_the_caller_what_an_internal_name_resolves_to() -> None:
+    with pytest.raises(Rejected) as refused:
+        await checked_addresses("localhost", 80, AddressPolicy())
+    assert refused.value.code is ErrorCode.INVALID_IMAGE_URL
+    assert "localhost" in refused.value.message
+    assert "127.0.0.1" not in refused.value.message and "loopback" not in refused.value.message
