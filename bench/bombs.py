@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from service.adapters.image_decoder import decode_image
 from service.adapters.image_fetcher import FetchLimits, HttpImageFetcher
@@ -80,9 +81,10 @@ async def _measure(case: str) -> Measurement:
     return Measurement(case, outcome, len(route.body), seconds, growth)
 
 
-def _in_fresh_process(case: str) -> Measurement:
+def measure_in_fresh_process(case: str) -> Measurement:
     run = subprocess.run(
         [sys.executable, "-m", "bench.bombs", "--one", case],
+        cwd=Path(__file__).resolve().parents[1],
         check=True,
         capture_output=True,
         text=True,
@@ -102,7 +104,7 @@ def main() -> None:
     if args.one:
         _say(json.dumps(asdict(asyncio.run(_measure(args.one)))))
         return
-    results = [_in_fresh_process(case) for case in CASES]
+    results = [measure_in_fresh_process(case) for case in CASES]
     base = results[0]
     if args.json:
         for result in results:
