@@ -129,6 +129,7 @@ def _engine_config(settings: Settings) -> EngineConfig:
             max_roll_degrees=settings.face_max_roll_degrees,
         ),
         max_pixels=settings.image_max_pixels,
+        detect_max_side_px=settings.face_detect_max_side_px,
         deepface_home=str(settings.deepface_home),
     )
 

@@ -5,6 +5,9 @@ Blocking and CPU-bound: called only from the inference pool, never on the event 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import cv2
@@ -26,12 +29,18 @@ _WARM_UP_SIZE = 160
 
 class DeepFaceEngine:
     def __init__(
-        self, model_name: str, detector_name: str, policy: FacePolicy, max_pixels: int
+        self,
+        model_name: str,
+        detector_name: str,
+        policy: FacePolicy,
+        max_pixels: int,
+        detect_max_side_px: int,
     ) -> None:
         self.model_name = model_name
         self.detector_name = detector_name
         self._policy = policy
         self._max_pixels = max_pixels
+        self._detect_max_side = detect_max_side_px
         self._model: Any = None
         self._detector: Any = None
 
@@ -47,27 +56,43 @@ class DeepFaceEngine:
 
     def analyse(self, data: bytes) -> AnalysedFace:
         """Decode, find the one usable face, embed it; `Rejected` says why not."""
-        image = decode_image(data, self._max_pixels)
-        # DeepFace pads by half the image on every side before it detects and aligns. Dlib
-        # embeddings move with every pixel of the crop, so doing the same keeps ours
-        # comparable with plain `DeepFace.represent`.
-        border_y, border_x = image.shape[0] // 2, image.shape[1] // 2
+        timings: dict[str, float] = {}
+        with _stage(timings, "decode"):
+            image = decode_image(data, self._max_pixels)
+        with _stage(timings, "detect"):
+            detections = self._detect_downscaled(image)
+        face = choose_single_face(detections, self._policy)
+        with _stage(timings, "embed"):
+            embedding = self._embed(image, face)
+        box = Box(x=max(0, face.box.x), y=max(0, face.box.y), w=face.box.w, h=face.box.h)
+        return AnalysedFace(
+            box=box, confidence=face.confidence, embedding=embedding, timings_ms=timings
+        )
+
+    def _detect_downscaled(self, image: NDArray[np.uint8]) -> list[Detection]:
+        """Faces in full-resolution coordinates, found on a copy no longer than the cap.
+
+        Detection cost grows with the pixels, the embedding's does not: a phone photo is
+        searched at a few hundred pixels, then cropped from the full image.
+        """
+        height, width = image.shape[:2]
+        cap = self._detect_max_side or max(height, width)
+        scale = min(1.0, cap / max(height, width))
+        small = image
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            small = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+        # DeepFace pads by half the image on every side before it detects. The detector's
+        # boxes and eyes depend on it, and Dlib embeddings move with every pixel of the
+        # crop: doing the same keeps ours comparable with plain `DeepFace.represent`.
+        border_y, border_x = small.shape[0] // 2, small.shape[1] // 2
         padded = np.asarray(
             cv2.copyMakeBorder(
-                image, border_y, border_y, border_x, border_x, cv2.BORDER_CONSTANT, value=(0, 0, 0)
+                small, border_y, border_y, border_x, border_x, cv2.BORDER_CONSTANT, value=(0, 0, 0)
             ),
             dtype=np.uint8,
         )
-        detections = self._detect(padded)
-        face = choose_single_face(detections, self._policy)
-        embedding = self._embed(padded, face, border_x, border_y)
-        box = Box(
-            x=max(0, face.box.x - border_x),
-            y=max(0, face.box.y - border_y),
-            w=face.box.w,
-            h=face.box.h,
-        )
-        return AnalysedFace(box=box, confidence=face.confidence, embedding=embedding)
+        return [found.mapped(border_x, border_y, scale) for found in self._detect(padded)]
 
     def _detect(self, image: NDArray[np.uint8]) -> list[Detection]:
         if self.detector_name == "mtcnn":
@@ -76,12 +101,17 @@ class DeepFaceEngine:
             return [_from_mtcnn(item) for item in found or ()]
         return [_from_deepface(region) for region in self._detector.detect_faces(image)]
 
-    def _embed(
-        self, padded: NDArray[np.uint8], face: Detection, border_x: int, border_y: int
-    ) -> tuple[float, ...]:
+    def _embed(self, image: NDArray[np.uint8], face: Detection) -> tuple[float, ...]:
         from deepface.models.Detector import FacialAreaRegion
         from deepface.modules import detection
 
+        # DeepFace aligns on its padded image, so a face box may reach past the picture's
+        # edge (tight crops do): a window around the face, black beyond the picture, gives
+        # the same pixels and coordinates without padding the whole image.
+        margin = max(face.box.w, face.box.h)
+        left, top = face.box.x - margin, face.box.y - margin
+        window = _window(image, left, top, face.box.w + 2 * margin, face.box.h + 2 * margin)
+        face = face.mapped(left, top, 1.0)
         marks = face.landmarks
         region = FacialAreaRegion(
             x=face.box.x,
@@ -95,11 +125,11 @@ class DeepFaceEngine:
         )
         aligned = detection.extract_face(
             facial_area=region,
-            img=padded,
+            img=window,
             align=marks is not None,
             expand_percentage=0,
-            width_border=border_x,
-            height_border=border_y,
+            width_border=0,
+            height_border=0,
             detector_backend=self.detector_name,
         )
         return self._embed_crop(aligned.img)
@@ -111,6 +141,27 @@ class DeepFaceEngine:
         batch = preprocessing.resize_image(img=crop, target_size=(width, height))
         batch = preprocessing.normalize_input(img=batch, normalization="base")
         return tuple(float(v) for v in self._model.forward(batch))
+
+
+def _window(
+    image: NDArray[np.uint8], left: int, top: int, width: int, height: int
+) -> NDArray[np.uint8]:
+    """image[top:top+height, left:left+width], with black where that lies outside it."""
+    window = np.zeros((height, width, image.shape[2]), dtype=image.dtype)
+    x0, y0 = max(0, left), max(0, top)
+    x1, y1 = min(image.shape[1], left + width), min(image.shape[0], top + height)
+    if x1 > x0 and y1 > y0:
+        window[y0 - top : y1 - top, x0 - left : x1 - left] = image[y0:y1, x0:x1]
+    return window
+
+
+@contextmanager
+def _stage(timings: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = (time.perf_counter() - started) * 1000
 
 
 def _int_point(point: tuple[float, float]) -> tuple[int, int]:

@@ -29,6 +29,7 @@ class EngineConfig:
     detector_name: str
     policy: FacePolicy
     max_pixels: int
+    detect_max_side_px: int
     deepface_home: str
 
 
@@ -56,7 +57,11 @@ def _start_worker(config: EngineConfig) -> None:
 
     global _engine
     _engine = DeepFaceEngine(
-        config.model_name, config.detector_name, config.policy, config.max_pixels
+        config.model_name,
+        config.detector_name,
+        config.policy,
+        config.max_pixels,
+        config.detect_max_side_px,
     )
     _engine.load()
 

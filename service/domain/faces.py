@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from service.domain.errors import ErrorCode, Rejected
 
@@ -34,6 +34,35 @@ class Detection:
     box: Box
     confidence: float
     landmarks: Landmarks | None
+
+    def mapped(self, shift_x: float, shift_y: float, scale: float) -> Detection:
+        """This detection in another frame, where a point p becomes (p - shift) / scale."""
+
+        def point(p: Point) -> Point:
+            return ((p[0] - shift_x) / scale, (p[1] - shift_y) / scale)
+
+        def optional(p: Point | None) -> Point | None:
+            return None if p is None else point(p)
+
+        marks = self.landmarks
+        return Detection(
+            box=Box(
+                x=round((self.box.x - shift_x) / scale),
+                y=round((self.box.y - shift_y) / scale),
+                w=round(self.box.w / scale),
+                h=round(self.box.h / scale),
+            ),
+            confidence=self.confidence,
+            landmarks=None
+            if marks is None
+            else Landmarks(
+                left_eye=point(marks.left_eye),
+                right_eye=point(marks.right_eye),
+                nose=optional(marks.nose),
+                mouth_left=optional(marks.mouth_left),
+                mouth_right=optional(marks.mouth_right),
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -112,3 +141,5 @@ class AnalysedFace:
     box: Box
     confidence: float
     embedding: tuple[float, ...]
+    # Where the worker's time went (decode, detect, embed): for logs and the benchmark.
+    timings_ms: dict[str, float] = field(default_factory=dict, compare=False)

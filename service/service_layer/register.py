@@ -105,6 +105,7 @@ class RegisterFaceHandler:
                 raise face_limit_exceeded(command.person.display)
             with _Stopwatch(timings, "inference"):
                 face = await self._retry.run(lambda: self._analyser.analyse(data))
+            timings.update(face.timings_ms)
         self._check_match(person, face.embedding)
         image = FaceImage(
             face_id=face_id,

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import pytest_asyncio
+from PIL import Image
 
 from service.adapters.inference_pool import EngineConfig, InferencePool
 from service.adapters.model_weights import place_weights
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.faces import FacePolicy
 from service.service_layer.retry import RetryPolicy
-from tests.support.images import fixture_bytes
+from tests.support.images import fixture_bytes, photo_with_face
+
+# Far under the distance at which two faces match (0.6): speed must not cost accuracy.
+MAX_EMBEDDING_SHIFT = 0.05
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -27,6 +33,7 @@ async def pool(deepface_home: Path) -> AsyncIterator[InferencePool]:
         detector_name="mtcnn",
         policy=FacePolicy(0.9, 64, 30, 30),
         max_pixels=50_000_000,
+        detect_max_side_px=0,  # the default: faces are searched on the full image
         deepface_home=str(deepface_home),
     )
     pool = InferencePool(config, workers=1)
@@ -66,3 +73,32 @@ async def test_a_killed_worker_is_replaced_and_the_image_analysed_again(
     assert refused.value.code is ErrorCode.MULTIPLE_FACES
     assert pool.restarts == restarts + 1
     assert worker not in pool.worker_pids()
+
+
+def plain_deepface_embedding(data: bytes, deepface_home: Path) -> np.ndarray:
+    """What `DeepFace.represent` gives for the full-resolution image, as a user would call it."""
+    os.environ["DEEPFACE_HOME"] = str(deepface_home)
+    from deepface import DeepFace
+
+    pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))[:, :, ::-1].copy()
+    found = DeepFace.represent(pixels, model_name="Dlib", detector_backend="mtcnn")
+    return np.asarray(found[0]["embedding"])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: fixture_bytes("astronaut.png"),
+        lambda: photo_with_face(1920, 1080, 420),
+        # A tight crop: the face box reaches past the picture's edge.
+        lambda: fixture_bytes("Tom_Hanks_54745.png"),
+    ],
+    ids=["portrait-512", "photo-1920x1080", "tight-crop"],
+)
+async def test_the_embedding_is_the_one_plain_deepface_computes(
+    make: Callable[[], bytes], pool: InferencePool, deepface_home: Path
+) -> None:
+    data = make()
+    ours = np.asarray((await pool.analyse(data)).embedding)
+    theirs = await asyncio.to_thread(plain_deepface_embedding, data, deepface_home)
+    assert np.linalg.norm(ours - theirs) <= MAX_EMBEDDING_SHIFT

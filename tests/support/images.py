@@ -142,3 +142,12 @@ def tom_sideways_with_malformed_exif() -> bytes:
     tiff = b"II*\0" + struct.pack("<I", 8) + struct.pack("<H", 2) + b"".join(entries)
     exif = b"Exif\0\0" + tiff + struct.pack("<I", 0)
     return _encode(base.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=95, exif=exif)
+
+
+def photo_with_face(width: int, height: int, face_px: int, quality: int = 90) -> bytes:
+    """A large JPEG "photo" with one face: the astronaut portrait, scaled to `face_px`,
+    placed off-centre on a scene scaled up from the cat picture."""
+    scene = Image.open(FIXTURES / "chelsea.png").convert("RGB").resize((width, height))
+    face = Image.open(FIXTURES / "astronaut.png").convert("RGB").resize((face_px, face_px))
+    scene.paste(face, (width * 5 // 9, height // 4))
+    return _encode(scene, "JPEG", quality=quality)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class CommandClient:
         self.results: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         self.events: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         self.result_keys: dict[str, bytes | None] = {}
+        self.arrived_at: dict[str, float] = {}  # time.perf_counter() of each first result
         self._arrived = asyncio.Condition()
 
     async def start(self) -> None:
@@ -82,6 +84,7 @@ class CommandClient:
                     self.events[value["FaceId"]].append(value)
                 else:
                     self.results[value["RequestId"]].append(value)
+                    self.arrived_at.setdefault(value["RequestId"], time.perf_counter())
                     self.result_keys[value["RequestId"]] = record.key
                 self._arrived.notify_all()
 
@@ -124,6 +127,11 @@ class CommandClient:
         async with asyncio.timeout(timeout_s), self._arrived:
             await self._arrived.wait_for(lambda: len(self.results[request_id]) >= count)
         return list(self.results[request_id])
+
+    async def event(self, face_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
+        async with asyncio.timeout(timeout_s), self._arrived:
+            await self._arrived.wait_for(lambda: face_id in self.events)
+        return self.events[face_id][0]
 
     async def dead_letter(self, partition: int, offset: int, timeout_s: float = 30.0) -> DeadLetter:
         async with asyncio.timeout(timeout_s), self._arrived:
