@@ -67,7 +67,8 @@ class DeepFaceApi:
 
     async def stop(self) -> None:
         if self.process is not None and self.process.returncode is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            # Its workers may be deep in one detection; nothing of theirs needs to be kept.
+            os.killpg(self.process.pid, signal.SIGKILL)
             await self.process.wait()
 
 

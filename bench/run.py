@@ -92,13 +92,16 @@ async def closed_loop(
 class Ours:
     """The service as a process on embedded Kafka, driven by a client over the wire."""
 
-    def __init__(self, workers: int, server: ImageServer, deepface_home: Path) -> None:
+    def __init__(
+        self, workers: int, server: ImageServer, deepface_home: Path, detect_max_side: int
+    ) -> None:
         self.port = free_port()
         self.service = ServiceProcess(
             ServiceProcess.environment(
                 EMBEDDED_KAFKA_PORT=str(self.port),
                 DEEPFACE_HOME=str(deepface_home),
                 INFERENCE_WORKERS=str(workers),
+                FACE_DETECT_MAX_SIDE_PX=str(detect_max_side),
                 **server.fetch_env(),
             )
         )
@@ -118,7 +121,11 @@ class Ours:
 
     async def __aexit__(self, *_: object) -> None:
         await self.client.stop()
-        await self.service.stop()
+        try:
+            # SIGTERM: the service stops its embedded broker, which lives in its own session.
+            await self.service.terminate(timeout_s=60)
+        finally:
+            await self.service.stop()
 
     async def register(self, index: int, image: BenchImage, user: str = "") -> Sample:
         body = {
@@ -180,10 +187,11 @@ async def run_ours(
     items: Sequence[BenchImage],
     concurrency: int,
     server: ImageServer,
-    deepface_home: Path,
+    args: argparse.Namespace,
     extras: dict[str, Any] | None = None,
 ) -> Run:
-    async with Ours(workers, server, deepface_home) as ours:
+    deepface_home = Path(args.deepface_home)
+    async with Ours(workers, server, deepface_home, args.detect_max_side) as ours:
         warm = [i for i in bench_images() if i.kind == "portrait"][: 2 * workers]
         await closed_loop(warm, concurrency, ours.register)
         samples, seconds = await closed_loop(items, concurrency, ours.register)
@@ -273,6 +281,7 @@ def report(
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "count": args.count,
         "concurrency": args.concurrency,
+        "face_detect_max_side_px": args.detect_max_side,
         "cpus": os.cpu_count(),
         "runs": {
             run.label: {
@@ -370,13 +379,11 @@ async def main(args: argparse.Namespace) -> None:
     try:
         extras: dict[str, Any] = {}
         say(f"ours: {args.count} registrations, {workers} workers, concurrency {args.concurrency}")
-        ours = await run_ours(
-            "ours", workers, items, args.concurrency, server, deepface_home, extras
-        )
+        ours = await run_ours("ours", workers, items, args.concurrency, server, args, extras)
         say(f"  {ours.per_second:.2f}/s")
         subset = items[: max(20, args.count // 3)]
         say(f"ours with 1 worker: {len(subset)} registrations")
-        one = await run_ours("ours, 1 worker", 1, subset, args.concurrency, server, deepface_home)
+        one = await run_ours("ours, 1 worker", 1, subset, args.concurrency, server, args)
         say(f"  {one.per_second:.2f}/s")
         say(f"DeepFace REST API: {args.count} requests, {workers} gunicorn workers")
         theirs = await run_theirs(workers, items, args.concurrency, server, deepface_home)
@@ -392,6 +399,12 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=300, help="registrations per run")
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    parser.add_argument(
+        "--detect-max-side",
+        type=int,
+        default=0,
+        help="the service's FACE_DETECT_MAX_SIDE_PX (0: its default, full-image search)",
+    )
     parser.add_argument(
         "--deepface-home",
         default=str(Path.home() / ".cache" / "face-service-bench"),
