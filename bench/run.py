@@ -8,12 +8,14 @@ bench/results/latest.json, a timestamped copy, and a chart.
 from __future__ import annotations
 
 import argparse
+import itertools
 import asyncio
 import json
 import os
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -113,6 +115,7 @@ class Ours:
             "face.register.events",
         )
         self._run = f"{time.time_ns()}"
+        self._persons = itertools.count()  # a new person per command: no cap, no match
 
     async def __aenter__(self) -> Ours:
         await self.service.start()
@@ -130,7 +133,7 @@ class Ours:
     async def register(self, index: int, image: BenchImage, user: str = "") -> Sample:
         body = {
             "CategoryId": "bench",
-            "PersonId": f"{self._run}-{index}",
+            "PersonId": f"{self._run}-{next(self._persons)}",
             "ImageUrl": self.server.base_url + image.path,
         }
         started = time.perf_counter()
@@ -301,6 +304,12 @@ def report(
             for run in (ours, one_worker, theirs)
         },
         "worker_cost_ms_by_kind": {kind: cost_ms(ours.samples, kind) for kind in kinds},
+        "codes_by_kind": {
+            run.label: {
+                kind: dict(Counter(s.code for s in run.samples if s.kind == kind)) for kind in kinds
+            }
+            for run in (ours, theirs)
+        },
     }
     return {**summary, "detail": detail}
 
@@ -336,11 +345,22 @@ def print_table(result: dict[str, Any], ours: Run, theirs: Run) -> None:
 def write(result: dict[str, Any], ours: Run, theirs: Run) -> None:
     RESULTS.mkdir(exist_ok=True)
     stamp = result["detail"]["when"].replace(":", "")
-    text = json.dumps(result, indent=2)
+    text = json.dumps(_without_nan(result), indent=2)
     (RESULTS / "latest.json").write_text(text + "\n")
     (RESULTS / f"{stamp}.json").write_text(text + "\n")
     chart(ours, theirs, RESULTS / "latest.png")
     say(f"\nwrote {RESULTS / 'latest.json'} and {RESULTS / 'latest.png'}")
+
+
+def _without_nan(value: Any) -> Any:
+    """JSON has no NaN: a number that could not be measured is null."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _without_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nan(v) for v in value]
+    return value
 
 
 def chart(ours: Run, theirs: Run, path: Path) -> None:

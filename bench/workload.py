@@ -30,11 +30,11 @@ def bench_images() -> list[BenchImage]:
     ]
     photos = [
         BenchImage(f"photo-1080-{i}.jpg", "photo-1080", photo_with_face(1920, 1080, px))
-        for i, px in enumerate((380, 420, 460))
+        for i, px in enumerate((700, 800, 900))
     ]
     large = [
         BenchImage(f"photo-12mp-{i}.jpg", "photo-12mp", photo_with_face(4000, 3000, px))
-        for i, px in enumerate((900, 1100))
+        for i, px in enumerate((1800, 2200))
     ]
     small = [BenchImage(f"small-{i}.png", "small-face", d) for i, d in enumerate(tom_variants(4))]
     failing = [
