@@ -8,8 +8,8 @@ bench/results/latest.json, a timestamped copy, and a chart.
 from __future__ import annotations
 
 import argparse
-import itertools
 import asyncio
+import itertools
 import json
 import os
 import statistics
