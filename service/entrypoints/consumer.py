@@ -70,6 +70,7 @@ def subscribe_commands(
         batch=True,
         max_records=settings.max_records_in_flight,
         batch_timeout_ms=50,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         auto_offset_reset="earliest",
         # The batch is committed only after every record in it has its result published;
         # anything raised (a result that could not be published) rewinds the batch.

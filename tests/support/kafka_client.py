@@ -49,7 +49,8 @@ class CommandClient:
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, linger_ms=5)
         await self._producer.start()
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap)
+        # Tansu holds a fetch for its whole wait: a short one keeps latencies honest.
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, fetch_max_wait_ms=10)
         await self._consumer.start()
         await self._consumer.topics()
         assigned = [

@@ -40,3 +40,9 @@ def test_help_describes_every_setting_with_its_default() -> None:
     for name in Settings.model_fields:
         assert f"  {name.upper()} " in described
     assert "80,443" in described
+
+
+def test_fetches_wait_briefly_on_the_embedded_broker_and_as_kafka_does_on_a_real_one() -> None:
+    assert Settings().fetch_max_wait_ms == 10
+    assert Settings(kafka_bootstrap_servers="kafka:9092").fetch_max_wait_ms == 500
+    assert Settings(kafka_fetch_max_wait_ms=40).fetch_max_wait_ms == 40
