@@ -46,6 +46,7 @@ class Deployment:
             ServiceProcess.environment(
                 KAFKA_BOOTSTRAP_SERVERS=self.bootstrap,
                 KAFKA_ENABLE_IDEMPOTENCE="false",  # Tansu cannot do InitProducerId
+                KAFKA_FETCH_MAX_WAIT_MS="10",  # Tansu holds a fetch for its whole wait
                 COMMANDS_TOPIC=self.topics["commands"],
                 RESULTS_TOPIC=self.topics["results"],
                 EVENTS_TOPIC=self.topics["events"],

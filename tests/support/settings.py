@@ -22,6 +22,7 @@ def service_settings(
     values: dict[str, Any] = {
         "kafka_bootstrap_servers": kafka,
         "kafka_enable_idempotence": False,  # Tansu cannot do InitProducerId
+        "kafka_fetch_max_wait_ms": 10,  # Tansu holds a fetch for its whole wait
         "commands_topic": topics["commands"],
         "results_topic": topics["results"],
         "events_topic": topics["events"],
