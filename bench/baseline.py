@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from bench.processes import children
+
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 
 
@@ -70,19 +72,3 @@ class DeepFaceApi:
             # Its workers may be deep in one detection; nothing of theirs needs to be kept.
             os.killpg(self.process.pid, signal.SIGKILL)
             await self.process.wait()
-
-
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found.extend(int(child) for child in text)
-    return found
-
-
-def peak_rss_mb(pid: int) -> float:
-    """The process's high-water mark of resident memory (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0

@@ -25,7 +25,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench.baseline import DeepFaceApi, children, peak_rss_mb
+from bench.baseline import DeepFaceApi
+from bench.processes import children, peak_rss_mb
 from bench.workload import BenchImage, bench_images, workload
 from service.adapters.model_weights import place_weights
 from tests.conftest import free_port

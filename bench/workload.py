@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from tests.support.images import (
     astronaut_variants,
@@ -24,7 +26,9 @@ class BenchImage:
         return f"/bench/{self.name}"
 
 
-def bench_images() -> list[BenchImage]:
+@cache
+def bench_images() -> tuple[BenchImage, ...]:
+    """Made once per process: the large photos take seconds to encode."""
     portraits = [
         BenchImage(f"portrait-{i}.png", "portrait", d) for i, d in enumerate(astronaut_variants(6))
     ]
@@ -41,7 +45,7 @@ def bench_images() -> list[BenchImage]:
         BenchImage("no-face.jpg", "no-face", small_no_face()),
         BenchImage("several.jpg", "several-faces", fixture_bytes("t1.jpg")),
     ]
-    return portraits + photos + large + small + failing
+    return (*portraits, *photos, *large, *small, *failing)
 
 
 # One cycle of 20 commands: 6 portraits, 5 1080p photos, 2 12 MP photos (35 % large),
@@ -52,7 +56,7 @@ _CYCLE = (
 )  # fmt: skip
 
 
-def workload(images: list[BenchImage], count: int) -> list[BenchImage]:
+def workload(images: Sequence[BenchImage], count: int) -> list[BenchImage]:
     """`count` images in a fixed, interleaved order; every prefix of 20 has the full mix."""
     by_kind: dict[str, list[BenchImage]] = {}
     for image in images:

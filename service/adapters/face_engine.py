@@ -5,9 +5,6 @@ Blocking and CPU-bound: called only from the inference pool, never on the event 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import cv2
@@ -23,6 +20,7 @@ from service.domain.faces import (
     Landmarks,
     choose_single_face,
 )
+from service.timings import timed
 
 _WARM_UP_SIZE = 160
 
@@ -57,12 +55,12 @@ class DeepFaceEngine:
     def analyse(self, data: bytes) -> AnalysedFace:
         """Decode, find the one usable face, embed it; `Rejected` says why not."""
         timings: dict[str, float] = {}
-        with _stage(timings, "decode"):
+        with timed(timings, "decode"):
             image = decode_image(data, self._max_pixels)
-        with _stage(timings, "detect"):
+        with timed(timings, "detect"):
             detections = self._detect_downscaled(image)
         face = choose_single_face(detections, self._policy)
-        with _stage(timings, "embed"):
+        with timed(timings, "embed"):
             embedding = self._embed(image, face)
         box = Box(x=max(0, face.box.x), y=max(0, face.box.y), w=face.box.w, h=face.box.h)
         return AnalysedFace(
@@ -153,15 +151,6 @@ def _window(
     if x1 > x0 and y1 > y0:
         window[y0 - top : y1 - top, x0 - left : x1 - left] = image[y0:y1, x0:x1]
     return window
-
-
-@contextmanager
-def _stage(timings: dict[str, float], name: str) -> Iterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[name] = (time.perf_counter() - started) * 1000
 
 
 def _int_point(point: tuple[float, float]) -> tuple[int, int]:

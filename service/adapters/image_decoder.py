@@ -12,9 +12,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from service.domain.errors import ErrorCode, Rejected
 
-# MPO is how Pillow names a JPEG with a multi-picture segment, as many phones write them.
-ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF"})
-_PARSERS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")  # Pillow's JPEG parser also opens MPO
+# Pillow's JPEG parser also opens MPO, the JPEG with a multi-picture segment many phones write.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
 
 
 def decode_image(data: bytes, max_pixels: int) -> NDArray[np.uint8]:
@@ -22,18 +21,13 @@ def decode_image(data: bytes, max_pixels: int) -> NDArray[np.uint8]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             # Only the accepted formats' parsers ever see the bytes.
-            image = Image.open(io.BytesIO(data), formats=_PARSERS)
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
             # The header gives the size: refuse before any pixel is allocated.
             width, height = image.size
             if width * height > max_pixels:
                 raise Rejected(
                     ErrorCode.IMAGE_TOO_LARGE,
                     f"the image is {width}x{height}, over {max_pixels} pixels",
-                )
-            if image.format not in ACCEPTED_FORMATS:
-                raise Rejected(
-                    ErrorCode.IMAGE_FORMAT,
-                    f"{image.format} images are not accepted; use JPEG, PNG, WebP, BMP or GIF",
                 )
             image.seek(0)
             rgb = _to_rgb(_upright(image))

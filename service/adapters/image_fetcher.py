@@ -169,7 +169,7 @@ class _FirstByteBound:
 def _header(response: httpcore.Response, name: bytes) -> str | None:
     for key, value in response.headers:
         if key.lower() == name:
-            return str(value.decode("latin-1")).strip()
+            return value.decode("latin-1").strip()
     return None
 
 

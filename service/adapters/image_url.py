@@ -13,7 +13,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import idna
 
-from service.adapters.public_address import IPAddress, parse_numeric_host
+from service.adapters.public_address import parse_numeric_host
 from service.domain.errors import ErrorCode, Rejected
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -24,15 +24,13 @@ _QUERY_SAFE = _PATH_SAFE + "?"
 @dataclass(frozen=True)
 class ImageTarget:
     scheme: str
-    host: str  # an ASCII name, or the canonical text of `address`
-    address: IPAddress | None
+    host: str  # an ASCII name, or the canonical text of an IP address
     port: int
     target: str  # path and query, ASCII
 
     @property
     def authority(self) -> str:
-        ipv6 = self.address is not None and self.address.version == 6
-        host = f"[{self.host}]" if ipv6 else self.host
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
         return host if self.port == DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
 
     @property
@@ -72,14 +70,14 @@ def parse_image_url(
     if port not in allowed_ports:
         allowed = ",".join(str(p) for p in sorted(allowed_ports))
         raise refuse(f"uses port {port}; allowed ports are {allowed} (IMAGE_FETCH_PORTS)")
-    host, address = _host(hostname, refuse)
+    host = _host(hostname, refuse)
     path = quote(parts.path or "/", safe=_PATH_SAFE)
     query = quote(parts.query, safe=_QUERY_SAFE)
     target = f"{path}?{query}" if query else path
-    return ImageTarget(scheme=scheme, host=host, address=address, port=port, target=target)
+    return ImageTarget(scheme=scheme, host=host, port=port, target=target)
 
 
-def _host(hostname: str, refuse: Callable[[str], Rejected]) -> tuple[str, IPAddress | None]:
+def _host(hostname: str, refuse: Callable[[str], Rejected]) -> str:
     if "%" in hostname:
         raise refuse("has a host with a zone id or percent-escape")
     try:
@@ -87,7 +85,7 @@ def _host(hostname: str, refuse: Callable[[str], Rejected]) -> tuple[str, IPAddr
     except ValueError:
         raise refuse("has a numeric host that is not a valid IP address") from None
     if address is not None:
-        return str(address), address
+        return str(address)
     try:
         name = idna.encode(hostname.rstrip("."), uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError):
@@ -97,4 +95,4 @@ def _host(hostname: str, refuse: Callable[[str], Rejected]) -> tuple[str, IPAddr
         return _host(name, refuse)
     if len(name) > 253:
         raise refuse("has a host name over 253 characters")
-    return name, None
+    return name

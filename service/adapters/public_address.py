@@ -15,6 +15,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _CARRIER_GRADE_NAT = ipaddress.IPv4Network("100.64.0.0/10")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_UNIQUE_LOCAL = ipaddress.IPv6Network("fc00::/7")
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,7 @@ def non_public_kind(address: IPAddress) -> str | None:
         (address.is_multicast, "multicast"),
         (isinstance(address, ipaddress.IPv4Address) and address in _CARRIER_GRADE_NAT, "CGNAT"),
         (isinstance(address, ipaddress.IPv6Address) and address.is_site_local, "site-local"),
-        (
-            isinstance(address, ipaddress.IPv6Address)
-            and address in ipaddress.IPv6Network("fc00::/7"),
-            "unique-local",
-        ),
+        (isinstance(address, ipaddress.IPv6Address) and address in _UNIQUE_LOCAL, "unique-local"),
         (address.is_reserved, "reserved"),
         (address.is_private, "private"),
         (not address.is_global, "non-global"),
@@ -77,7 +74,7 @@ def parse_numeric_host(host: str) -> IPAddress | None:
     Follows the WHATWG URL standard's IPv4 parser, which is what inet_aton and browsers
     accept: 1 to 4 dot-separated parts in decimal, octal (leading 0) or hex (0x); the last
     part fills the bytes that remain. Raises ValueError for a host that looks numeric but
-    is not a valid address (`1.2.3.256`, `0x1g`).
+    is not a valid address (`1.2.3.256`, `08.1.1.1`).
     """
     if host.startswith("[") and host.endswith("]"):
         return ipaddress.IPv6Address(host[1:-1])
@@ -100,12 +97,12 @@ def parse_numeric_host(host: str) -> IPAddress | None:
     return ipaddress.IPv4Address(value)
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
 def _looks_numeric(part: str) -> bool:
     lowered = part.lower()
     return lowered.isdigit() or (lowered.startswith("0x") and all(c in _HEX for c in lowered[2:]))
-
-
-_HEX = frozenset("0123456789abcdef")
 
 
 def _ipv4_number(part: str, host: str) -> int:

@@ -33,6 +33,7 @@ from service.service_layer.intake import (
 from service.service_layer.ports import DeadLetters, MessagePublisher
 from service.service_layer.register import Outcome, RegisterFaceHandler, unexpected_failure
 from service.service_layer.retry import RetryPolicy
+from service.timings import timed
 
 log = logging.getLogger("service.commands")
 
@@ -189,10 +190,8 @@ class CommandBatchProcessor:
         outcome: Outcome,
         stage: str,
     ) -> None:
-        started = time.perf_counter()
-        await self._retry.run(lambda: publisher.publish(owner, message))
-        elapsed = (time.perf_counter() - started) * 1000
-        outcome.timings_ms[stage] = outcome.timings_ms.get(stage, 0.0) + elapsed
+        with timed(outcome.timings_ms, stage):
+            await self._retry.run(lambda: publisher.publish(owner, message))
 
 
 def _result(envelope: Envelope, command: RegisterFace | None, outcome: Outcome) -> RegisterResult:

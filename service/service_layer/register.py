@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -14,6 +13,7 @@ from service.domain.errors import ErrorCode, Rejected
 from service.domain.person import FaceImage, ModelProvenance, Person, face_limit_exceeded
 from service.service_layer.ports import FaceAnalyser, ImageFetcher, PersonStore
 from service.service_layer.retry import RetriesExhausted, RetryPolicy
+from service.timings import timed
 
 log = logging.getLogger("service.commands")
 
@@ -35,18 +35,6 @@ class Outcome:
     # The image this command stored (now or on an earlier delivery): it makes the event.
     image: FaceImage | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
-
-
-class _Stopwatch:
-    def __init__(self, timings: dict[str, float], stage: str) -> None:
-        self._timings, self._stage = timings, stage
-
-    def __enter__(self) -> None:
-        self._start = time.perf_counter()
-
-    def __exit__(self, *_: object) -> None:
-        elapsed = (time.perf_counter() - self._start) * 1000
-        self._timings[self._stage] = self._timings.get(self._stage, 0.0) + elapsed
 
 
 class RegisterFaceHandler:
@@ -91,19 +79,19 @@ class RegisterFaceHandler:
         self, command: RegisterFace, timings: dict[str, float]
     ) -> tuple[FaceImage, bool]:
         face_id = command.face_id
-        with _Stopwatch(timings, "store"):
+        with timed(timings, "store"):
             person = await self._retry.run(lambda: self._store.get_person(*command.person_ref))
         if person is not None and (done := person.image_with_face_id(face_id)) is not None:
             return done, False
         async with self._images_in_memory:
-            with _Stopwatch(timings, "fetch"):
+            with timed(timings, "fetch"):
                 data = await self._fetcher.fetch(command.image_url)
             sha256 = hashlib.sha256(data).hexdigest()
             if person is not None and (same := person.image_with_sha256(sha256)) is not None:
                 return same, False
             if person is not None and person.is_full:
                 raise face_limit_exceeded(command.person.display)
-            with _Stopwatch(timings, "inference"):
+            with timed(timings, "inference"):
                 face = await self._retry.run(lambda: self._analyser.analyse(data))
             timings.update(face.timings_ms)
         self._check_match(person, face.embedding)
@@ -118,7 +106,7 @@ class RegisterFaceHandler:
             # MongoDB keeps milliseconds: an event re-published from the store must match.
             created_at=_now_ms(),
         )
-        with _Stopwatch(timings, "store"):
+        with timed(timings, "store"):
             stored = await self._retry.run(lambda: self._store.add_image(command, image))
         return stored, stored is image
 
