@@ -11,7 +11,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from service.adapters.face_search import FaceSearch
 from service.adapters.image_decoder import decode_image
+from service.domain.errors import ErrorCode, Rejected
 from service.domain.faces import (
     AnalysedFace,
     Box,
@@ -32,15 +34,16 @@ class DeepFaceEngine:
         detector_name: str,
         policy: FacePolicy,
         max_pixels: int,
-        detect_max_side_px: int,
+        max_level_side_px: int,
     ) -> None:
         self.model_name = model_name
         self.detector_name = detector_name
         self._policy = policy
         self._max_pixels = max_pixels
-        self._detect_max_side = detect_max_side_px
+        self._max_level_side = max_level_side_px
         self._model: Any = None
         self._detector: Any = None
+        self._search: FaceSearch | None = None
 
     def load(self) -> None:
         """Build both models and run them once, so the first command pays no start-up cost."""
@@ -48,6 +51,8 @@ class DeepFaceEngine:
 
         self._model = modeling.build_model(task="facial_recognition", model_name=self.model_name)
         self._detector = modeling.build_model(task="face_detector", model_name=self.detector_name)
+        if self.detector_name == "mtcnn":
+            self._search = FaceSearch(self._detector.model, self._max_level_side)
         blank = np.zeros((_WARM_UP_SIZE, _WARM_UP_SIZE, 3), dtype=np.uint8)
         self._detect(blank)
         self._embed_crop(blank)
@@ -58,8 +63,11 @@ class DeepFaceEngine:
         with timed(timings, "decode"):
             image = decode_image(data, self._max_pixels)
         with timed(timings, "detect"):
-            detections = self._detect_downscaled(image)
-        face = choose_single_face(detections, self._policy)
+            detections = self._detect(image)
+        try:
+            face = choose_single_face(detections, self._policy)
+        except Rejected as refusal:
+            raise self._explained(refusal, image) from None
         with timed(timings, "embed"):
             embedding = self._embed(image, face)
         box = Box(x=max(0, face.box.x), y=max(0, face.box.y), w=face.box.w, h=face.box.h)
@@ -67,37 +75,39 @@ class DeepFaceEngine:
             box=box, confidence=face.confidence, embedding=embedding, timings_ms=timings
         )
 
-    def _detect_downscaled(self, image: NDArray[np.uint8]) -> list[Detection]:
-        """Faces in full-resolution coordinates, found on a copy no longer than the cap.
-
-        Detection cost grows with the pixels, the embedding's does not: a phone photo is
-        searched at a few hundred pixels, then cropped from the full image.
-        """
+    def _explained(self, refusal: Rejected, image: NDArray[np.uint8]) -> Rejected:
+        """A "no face" says how small a face this image could have shown, when it matters."""
+        if refusal.code is not ErrorCode.NO_FACE or self._search is None:
+            return refusal
         height, width = image.shape[:2]
-        cap = self._detect_max_side or max(height, width)
-        scale = min(1.0, cap / max(height, width))
-        small = image
-        if scale < 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            small = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
-        # DeepFace pads by half the image on every side before it detects. The detector's
-        # boxes and eyes depend on it, and Dlib embeddings move with every pixel of the
-        # crop: doing the same keeps ours comparable with plain `DeepFace.represent`.
-        border_y, border_x = small.shape[0] // 2, small.shape[1] // 2
-        padded = np.asarray(
-            cv2.copyMakeBorder(
-                small, border_y, border_y, border_x, border_x, cv2.BORDER_CONSTANT, value=(0, 0, 0)
-            ),
-            dtype=np.uint8,
+        smallest = self._search.smallest_face_px(
+            2 * (height // 2) + height, 2 * (width // 2) + width
         )
-        return [found.mapped(border_x, border_y, scale) for found in self._detect(padded)]
+        if smallest <= self._policy.min_size_px:
+            return refusal
+        return Rejected(
+            ErrorCode.NO_FACE,
+            f"no face of at least {smallest} px was found in the image "
+            f"(smaller ones are not searched for in a {width}x{height} image)",
+        )
 
     def _detect(self, image: NDArray[np.uint8]) -> list[Detection]:
-        if self.detector_name == "mtcnn":
-            # DeepFace's wrapper drops the nose and mouth that mtcnn finds; yaw needs the nose.
-            found = self._detector.model.detect_faces(image[:, :, ::-1])
-            return [_from_mtcnn(item) for item in found or ()]
-        return [_from_deepface(region) for region in self._detector.detect_faces(image)]
+        """Faces in the image's coordinates, found as plain `DeepFace.represent` finds them.
+
+        DeepFace pads by half the image on every side before it detects. The detector's
+        boxes and eyes depend on it, and Dlib embeddings move with every pixel of the crop:
+        searching the same padded picture keeps ours equal to DeepFace's.
+        """
+        border_y, border_x = _deepface_border(image)
+        if self._search is not None:
+            faces = self._search.detect_faces(image, border_y, border_x)
+            found = [_from_mtcnn(item) for item in faces]
+        else:
+            padded = cv2.copyMakeBorder(
+                image, border_y, border_y, border_x, border_x, cv2.BORDER_CONSTANT, value=(0, 0, 0)
+            )
+            found = [_from_deepface(region) for region in self._detector.detect_faces(padded)]
+        return [face.mapped(border_x, border_y, 1.0) for face in found]
 
     def _embed(self, image: NDArray[np.uint8], face: Detection) -> tuple[float, ...]:
         from deepface.models.Detector import FacialAreaRegion
@@ -139,6 +149,11 @@ class DeepFaceEngine:
         batch = preprocessing.resize_image(img=crop, target_size=(width, height))
         batch = preprocessing.normalize_input(img=batch, normalization="base")
         return tuple(float(v) for v in self._model.forward(batch))
+
+
+def _deepface_border(image: NDArray[np.uint8]) -> tuple[int, int]:
+    """The black border DeepFace adds on every side before it detects: half the image."""
+    return image.shape[0] // 2, image.shape[1] // 2
 
 
 def _window(

@@ -1,0 +1,72 @@
+"""Our face search finds what mtcnn itself finds on DeepFace's padded image, to the pixel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from mtcnn import MTCNN
+
+from service.adapters.face_search import FaceSearch
+from service.adapters.image_decoder import decode_image
+from tests.support.images import fixture_bytes, photo_with_face
+
+
+@pytest.fixture(scope="module")
+def mtcnn() -> Any:
+    return MTCNN()
+
+
+def padded(image: np.ndarray) -> tuple[np.ndarray, int, int]:
+    border_y, border_x = image.shape[0] // 2, image.shape[1] // 2
+    black = (0, 0, 0)
+    rgb = cv2.copyMakeBorder(
+        image, border_y, border_y, border_x, border_x, cv2.BORDER_CONSTANT, value=black
+    )[:, :, ::-1]
+    return np.ascontiguousarray(rgb), border_y, border_x
+
+
+def summary(faces: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            tuple(int(v) for v in f["box"]),
+            {k: tuple(map(int, p)) for k, p in f["keypoints"].items()},
+        )
+        for f in faces
+    ]
+
+
+@pytest.mark.parametrize(
+    ("make", "cap"),
+    [
+        (lambda: fixture_bytes("astronaut.png"), 0),
+        (lambda: fixture_bytes("astronaut.png"), 640),  # a portrait: the cap changes nothing
+        (lambda: fixture_bytes("t1.jpg"), 0),  # several faces
+        (lambda: photo_with_face(1920, 1080, 700), 640),  # the large scales skipped
+    ],
+    ids=["portrait", "portrait-capped", "group", "photo-1080-capped"],
+)
+def test_boxes_and_landmarks_are_mtcnns_own(make: Any, cap: int, mtcnn: Any) -> None:
+    image = decode_image(make(), 50_000_000)
+    rgb, border_y, border_x = padded(image)
+
+    ours = FaceSearch(mtcnn, cap).detect_faces(image, border_y, border_x)
+    theirs = mtcnn.detect_faces(rgb)
+
+    assert ours, "no face found"
+    assert summary(ours) == summary(theirs)
+    for mine, reference in zip(ours, theirs, strict=True):
+        assert mine["confidence"] == pytest.approx(reference["confidence"], abs=1e-3)
+
+
+def test_a_face_too_small_for_the_capped_copies_is_not_found(mtcnn: Any) -> None:
+    image = decode_image(photo_with_face(1920, 1080, 160), 50_000_000)
+    _, border_y, border_x = padded(image)
+    search = FaceSearch(mtcnn, 640)
+
+    assert search.detect_faces(image, border_y, border_x) == []
+    assert (
+        search.smallest_face_px(image.shape[0] + 2 * border_y, image.shape[1] + 2 * border_x) == 80
+    )
