@@ -29,6 +29,7 @@ from bench.baseline import DeepFaceApi
 from bench.processes import children, peak_rss_mb
 from bench.workload import BenchImage, bench_images, workload
 from service.adapters.model_weights import place_weights
+from service.settings import Settings
 from tests.conftest import free_port
 from tests.support.image_server import ImageServer
 from tests.support.kafka_client import CommandClient
@@ -96,15 +97,18 @@ class Ours:
     """The service as a process on embedded Kafka, driven by a client over the wire."""
 
     def __init__(
-        self, workers: int, server: ImageServer, deepface_home: Path, detect_max_side: int
+        self, workers: int, server: ImageServer, deepface_home: Path, detect_max_side: int | None
     ) -> None:
         self.port = free_port()
+        overrides = {}
+        if detect_max_side is not None:
+            overrides["FACE_DETECT_MAX_SIDE_PX"] = str(detect_max_side)
         self.service = ServiceProcess(
             ServiceProcess.environment(
                 EMBEDDED_KAFKA_PORT=str(self.port),
                 DEEPFACE_HOME=str(deepface_home),
                 INFERENCE_WORKERS=str(workers),
-                FACE_DETECT_MAX_SIDE_PX=str(detect_max_side),
+                **overrides,
                 **server.fetch_env(),
             )
         )
@@ -285,7 +289,9 @@ def report(
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "count": args.count,
         "concurrency": args.concurrency,
-        "face_detect_max_side_px": args.detect_max_side,
+        "face_detect_max_side_px": args.detect_max_side
+        if args.detect_max_side is not None
+        else Settings.model_fields["face_detect_max_side_px"].default,
         "cpus": os.cpu_count(),
         "runs": {
             run.label: {
@@ -423,8 +429,8 @@ def cli() -> None:
     parser.add_argument(
         "--detect-max-side",
         type=int,
-        default=0,
-        help="the service's FACE_DETECT_MAX_SIDE_PX (0: its default, full-image search)",
+        default=None,
+        help="the service's FACE_DETECT_MAX_SIDE_PX (unset: the service's default)",
     )
     parser.add_argument(
         "--deepface-home",

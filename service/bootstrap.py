@@ -24,9 +24,10 @@ from service.adapters.result_publisher import KafkaJsonPublisher
 from service.domain.faces import FacePolicy
 from service.domain.ids import identity_key
 from service.domain.person import ModelProvenance
-from service.entrypoints.consumer import CommandPartitions, subscribe_commands
+from service.entrypoints.consumer import CommandPartitions, Commit, subscribe_commands
 from service.service_layer.batch import CommandBatchProcessor, PartitionThrottle
 from service.service_layer.intake import IncomingRecord
+from service.service_layer.pipeline import CommandPipeline
 from service.service_layer.ports import DeadLetters, MessagePublisher, PersonStore
 from service.service_layer.register import MatchPolicy, RegisterFaceHandler
 from service.service_layer.restore import apply_face_events
@@ -150,10 +151,11 @@ class Service:
             enable_idempotence=settings.idempotent_producer,
             client_id="face-register-service",
             logger=logging.getLogger("faststream"),
-            # On stop, the batch under way may finish (and be committed) for this long.
+            # The records under way are drained before the broker stops (see `_drain`);
+            # this only bounds a poll being handed over at that moment.
             graceful_timeout=settings.shutdown_deadline_s,
         )
-        self._pipeline: Pipeline | None = None
+        self._commands: CommandPipeline | None = None
         self._store: PersonStore | None = None
         # Once started, for operators' tools and tests.
         self.database: Any = None
@@ -161,12 +163,12 @@ class Service:
         partitions = CommandPartitions(
             settings.commands_topic, self._partitions_assigned, self._partitions_revoked
         )
-        subscribe_commands(self.broker, settings, self._process, partitions)
+        subscribe_commands(self.broker, settings, self._take, partitions)
 
-    async def _process(self, records: Sequence[IncomingRecord]) -> None:
-        if self._pipeline is None:
+    async def _take(self, records: Sequence[IncomingRecord], commit: Commit) -> None:
+        if self._commands is None:
             raise RuntimeError("a batch arrived before the service finished starting")
-        await self._pipeline.processor.process(records)
+        await self._commands.take(records, commit)
 
     async def _partitions_assigned(self, partitions: set[int]) -> None:
         if self.settings.uses_embedded_store and self._store is not None and partitions:
@@ -185,9 +187,13 @@ class Service:
             )
 
     async def _partitions_revoked(self, partitions: set[int]) -> None:
-        if self._pipeline is not None:
-            for partition in partitions:
-                self._pipeline.processor.forget_partition(partition)
+        if self._commands is not None:
+            await self._commands.revoked(partitions)
+
+    async def _drain(self) -> None:
+        """Before the broker stops: the records under way finish and are committed."""
+        if self._commands is not None:
+            await self._commands.close(self.settings.shutdown_deadline_s)
 
     @asynccontextmanager
     async def resources(self) -> AsyncIterator[None]:
@@ -224,7 +230,12 @@ class Service:
                     dead_letters=KafkaDeadLetters(self.broker, settings.dlq_topic),
                 )
             )
-            self._pipeline, self.inference = pipeline, pipeline.inference
+            self._commands = CommandPipeline(
+                pipeline.processor,
+                max_in_flight=settings.max_records_in_flight,
+                retry_delay_s=settings.retry_base_delay_s,
+            )
+            self.inference = pipeline.inference
             log.info(
                 "service ready",
                 extra={
@@ -240,7 +251,7 @@ class Service:
             try:
                 yield
             finally:
-                self._pipeline = None
+                self._commands = None
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Service]:
@@ -249,7 +260,10 @@ class Service:
             try:
                 yield self
             finally:
+                await self._drain()
                 await self.broker.stop()
 
     def app(self) -> FastStream:
-        return FastStream(self.broker, lifespan=self.resources)
+        app = FastStream(self.broker, lifespan=self.resources)
+        app.on_shutdown(self._drain)
+        return app

@@ -68,7 +68,10 @@ class Settings(BaseSettings):
         64 * 1024, ge=1024, description="Largest command record value; larger ones are refused."
     )
     max_records_in_flight: int = Field(
-        200, ge=1, description="Most records taken from Kafka at once (back-pressure)."
+        1000,
+        ge=1,
+        description="Most command records taken from Kafka and not yet answered (back-pressure). "
+        "Queued commands are small; fetched images are bounded by MAX_IMAGES_IN_MEMORY.",
     )
 
     shutdown_deadline_s: float = Field(

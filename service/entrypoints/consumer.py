@@ -1,7 +1,9 @@
-"""The Kafka edge: a batch of command records in, one use-case call, offsets committed after.
+"""The Kafka edge: each poll of command records handed on, offsets committed when told.
 
 FastStream stays here. The handler takes the raw records and decodes them itself, so a
 record that is not JSON, or carries odd headers, is a refusal and never a crashed batch.
+Records finish out of order, so FastStream does not acknowledge anything: the pipeline
+commits each partition's position through the consumer itself.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -18,7 +20,8 @@ from faststream.kafka.annotations import KafkaMessage
 from service.service_layer.intake import IncomingRecord
 from service.settings import Settings
 
-BatchHandler = Callable[[Sequence[IncomingRecord]], Awaitable[object]]
+Commit = Callable[[dict[int, int]], Awaitable[None]]
+BatchHandler = Callable[[Sequence[IncomingRecord], Commit], Awaitable[object]]
 PartitionsChanged = Callable[[set[int]], Awaitable[None]]
 
 
@@ -72,9 +75,7 @@ def subscribe_commands(
         batch_timeout_ms=50,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         auto_offset_reset="earliest",
-        # The batch is committed only after every record in it has its result published;
-        # anything raised (a result that could not be published) rewinds the batch.
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        ack_policy=AckPolicy.MANUAL,
         parser=_parse_without_headers,
         decoder=_no_body_decoding,
         include_in_schema=False,
@@ -82,4 +83,10 @@ def subscribe_commands(
     )
     async def on_commands(message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message
-        await handle([incoming_record(r) for r in records])
+        consumer: AIOKafkaConsumer = message.consumer
+        topic = settings.commands_topic
+
+        async def commit(positions: dict[int, int]) -> None:
+            await consumer.commit({TopicPartition(topic, p): o for p, o in positions.items()})
+
+        await handle([incoming_record(r) for r in records], commit)

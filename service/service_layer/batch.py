@@ -12,8 +12,9 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from pydantic import BaseModel
 
@@ -39,10 +40,13 @@ log = logging.getLogger("service.commands")
 
 
 @dataclass(frozen=True)
-class _Admitted:
-    envelope: Envelope
-    command: RegisterFace
-    received: float
+class Job:
+    """One record's work. Jobs of the same person run in partition order (the 10-image cap,
+    duplicate and match checks depend on it); `person` is None for a refusal."""
+
+    record: IncomingRecord
+    person: tuple[str, str, str] | None
+    run: Callable[[], Awaitable[Outcome]]
 
 
 class PartitionThrottle:
@@ -103,39 +107,45 @@ class CommandBatchProcessor:
         batch is then redone. A TaskGroup cancels the other persons' work first, so no
         leftover task races the redo.
         """
+        async with asyncio.TaskGroup() as group:
+            runs = [group.create_task(_in_order(chain)) for chain in _chains(self.intake(records))]
+        return [outcome for run in runs for outcome in run.result()]
+
+    def intake(self, records: Sequence[IncomingRecord]) -> list[Job]:
+        """The records as jobs, with throttling and validation decided now, in order."""
         received = time.perf_counter()
-        admitted: list[_Admitted] = []
-        refusals: list[tuple[Envelope, Outcome]] = []
-        unreadable: list[tuple[IncomingRecord, Unreadable]] = []
-        for record in records:
-            envelope = open_envelope(record, self._max_command_bytes)
-            try:
-                command = self._admit(envelope)
-            except Rejected as refusal:
-                if isinstance(refusal, Unreadable):
-                    unreadable.append((record, refusal))
-                refusals.append((envelope, Outcome(code=refusal.code, message=refusal.message)))
-                continue
-            except Exception as error:
-                # A bug met by one record must not stall its partition: it is answered and
-                # logged with its traceback.
-                log.exception("intake failed", extra={"request_id": envelope.request_id})
-                refusals.append((envelope, unexpected_failure(error)))
-                continue
-            admitted.append(_Admitted(envelope, command, received))
-        outcomes = [outcome for _, outcome in refusals]
-        # The copies go first: once a result is out, the record may be committed.
-        async with asyncio.TaskGroup() as copies:
-            for record, why in unreadable:
-                copies.create_task(self._dead_letter(record, why))
-        async with asyncio.TaskGroup() as answers:
-            for envelope, outcome in refusals:
-                answers.create_task(self._answer(envelope, None, outcome, received))
-        async with asyncio.TaskGroup() as persons:
-            runs = [persons.create_task(self._run_in_order(g)) for g in _by_person(admitted)]
-        for run in runs:
-            outcomes.extend(run.result())
-        return outcomes
+        return [self._job(record, received) for record in records]
+
+    def _job(self, record: IncomingRecord, received: float) -> Job:
+        envelope = open_envelope(record, self._max_command_bytes)
+        try:
+            command = self._admit(envelope)
+        except Rejected as refusal:
+            return Job(record, None, partial(self._refuse, envelope, refusal, received))
+        except Exception as error:
+            # A bug met by one record must not stall its partition: it is answered and
+            # logged with its traceback.
+            log.exception("intake failed", extra={"request_id": envelope.request_id})
+            failure = unexpected_failure(error)
+            return Job(record, None, partial(self._answered, envelope, None, failure, received))
+        return Job(record, command.person_ref, partial(self._register, envelope, command, received))
+
+    async def _refuse(self, envelope: Envelope, refusal: Rejected, received: float) -> Outcome:
+        if isinstance(refusal, Unreadable):
+            # The copy goes first: once a result is out, the record may be committed.
+            await self._dead_letter(envelope.record, refusal)
+        outcome = Outcome(code=refusal.code, message=refusal.message)
+        return await self._answered(envelope, None, outcome, received)
+
+    async def _register(
+        self, envelope: Envelope, command: RegisterFace, received: float
+    ) -> Outcome:
+        outcome = await self._handler.handle(command)
+        if outcome.image is not None:
+            # Before the result: a crash in between re-publishes the identical event.
+            event = face_registered(command, outcome.image)
+            await self._publish(self._events, command.owner, event, outcome, "event")
+        return await self._answered(envelope, command, outcome, received)
 
     def forget_partition(self, partition: int) -> None:
         self._throttle.forget_partition(partition)
@@ -158,29 +168,18 @@ class CommandBatchProcessor:
             raise Rejected(ErrorCode.THROTTLED, "the user's request rate is over its limit")
         return parse_command(envelope, self._system_category_keys)
 
-    async def _run_in_order(self, group: list[_Admitted]) -> list[Outcome]:
-        outcomes = []
-        for item in group:
-            outcome = await self._handler.handle(item.command)
-            if outcome.image is not None:
-                # Before the result: a crash in between re-publishes the identical event.
-                event = face_registered(item.command, outcome.image)
-                await self._publish(self._events, item.command.owner, event, outcome, "event")
-            await self._answer(item.envelope, item.command, outcome, item.received)
-            outcomes.append(outcome)
-        return outcomes
-
-    async def _answer(
+    async def _answered(
         self,
         envelope: Envelope,
         command: RegisterFace | None,
         outcome: Outcome,
         received: float,
-    ) -> None:
+    ) -> Outcome:
         result = _result(envelope, command, outcome)
         await self._publish(self._results, envelope.owner, result, outcome, "publish")
         outcome.timings_ms["total"] = (time.perf_counter() - received) * 1000
         _log_outcome(envelope, command, outcome)
+        return outcome
 
     async def _publish(
         self,
@@ -211,11 +210,16 @@ def _result(envelope: Envelope, command: RegisterFace | None, outcome: Outcome) 
     )
 
 
-def _by_person(admitted: list[_Admitted]) -> list[list[_Admitted]]:
-    groups: dict[tuple[str, str, str], list[_Admitted]] = {}
-    for item in admitted:
-        groups.setdefault(item.command.person_ref, []).append(item)
-    return list(groups.values())
+def _chains(jobs: Sequence[Job]) -> list[list[Job]]:
+    """Jobs of one person in partition order; every refusal on its own."""
+    chains: dict[object, list[Job]] = {}
+    for index, job in enumerate(jobs):
+        chains.setdefault(job.person if job.person is not None else index, []).append(job)
+    return list(chains.values())
+
+
+async def _in_order(chain: Sequence[Job]) -> list[Outcome]:
+    return [await job.run() for job in chain]
 
 
 def _log_outcome(envelope: Envelope, command: RegisterFace | None, outcome: Outcome) -> None:

@@ -1,0 +1,162 @@
+"""The pipeline's promises: refusals are answered without waiting for admitted work, a
+person's commands run in order, and a partition is committed only past finished records."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from service.service_layer.batch import Job
+from service.service_layer.intake import IncomingRecord
+from service.service_layer.offsets import OffsetLedger
+from service.service_layer.pipeline import CommandPipeline
+from service.service_layer.register import Outcome
+
+
+class ScriptedProcessor:
+    """Intake that turns each record into a job waiting on a gate named by its value."""
+
+    def __init__(self) -> None:
+        self.gates: dict[str, asyncio.Event] = {}
+        self.finished: list[str] = []
+        self.forgotten: list[int] = []
+
+    def intake(self, records: Sequence[IncomingRecord]) -> list[Job]:
+        return [self._job(r) for r in records]
+
+    def forget_partition(self, partition: int) -> None:
+        self.forgotten.append(partition)
+
+    def _job(self, record: IncomingRecord) -> Job:
+        name = record.value.decode()
+        person = ("u", "c", name.split("-")[0]) if "-" in name else None
+        gate = self.gates.setdefault(name, asyncio.Event())
+
+        async def run() -> Outcome:
+            await gate.wait()
+            self.finished.append(name)
+            return Outcome()
+
+        return Job(record, person, run)
+
+
+class Commits:
+    def __init__(self) -> None:
+        self.calls: list[dict[int, int]] = []
+        self.position: dict[int, int] = {}
+
+    async def __call__(self, positions: dict[int, int]) -> None:
+        self.calls.append(positions)
+        self.position.update(positions)
+
+
+def records(partition: int, first: int, *names: str) -> list[IncomingRecord]:
+    return [
+        IncomingRecord("cmds", partition, first + i, 0, b"user", name.encode())
+        for i, name in enumerate(names)
+    ]
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def pipeline(processor: ScriptedProcessor, max_in_flight: int = 100) -> CommandPipeline:
+    return CommandPipeline(processor, max_in_flight=max_in_flight, retry_delay_s=0)  # type: ignore[arg-type]
+
+
+async def test_a_later_record_finishes_first_but_the_commit_waits_for_the_earlier_one() -> None:
+    scripted, commits = ScriptedProcessor(), Commits()
+    commands = pipeline(scripted)
+    await commands.take(records(0, 10, "slow", "quick"), commits)
+    scripted.gates["quick"].set()
+    await settle()
+    assert scripted.finished == ["quick"]
+    assert commits.position.get(0, 10) == 10  # offset 10 is still under way
+    scripted.gates["slow"].set()
+    await settle()
+    assert commits.position[0] == 12
+    await commands.close(1)
+
+
+async def test_one_persons_commands_run_in_partition_order_across_polls() -> None:
+    scripted, commits = ScriptedProcessor(), Commits()
+    commands = pipeline(scripted)
+    await commands.take(records(0, 0, "ann-1"), commits)
+    await commands.take(records(0, 1, "ann-2", "bob-1"), commits)
+    scripted.gates["ann-2"].set()
+    scripted.gates["bob-1"].set()
+    await settle()
+    assert scripted.finished == ["bob-1"]  # ann-2 waits for ann-1, bob does not
+    scripted.gates["ann-1"].set()
+    await settle()
+    assert scripted.finished == ["bob-1", "ann-1", "ann-2"]
+    assert commits.position[0] == 3
+    await commands.close(1)
+
+
+async def test_take_returns_only_when_there_is_room() -> None:
+    scripted, commits = ScriptedProcessor(), Commits()
+    commands = pipeline(scripted, max_in_flight=2)
+    taking = asyncio.create_task(commands.take(records(0, 0, "a", "b"), commits))
+    await settle()
+    assert not taking.done()
+    scripted.gates["a"].set()
+    await settle()
+    assert taking.done()
+    scripted.gates["b"].set()
+    await commands.close(1)
+
+
+async def test_a_revoked_partition_is_cut_short_and_committed_up_to_its_first_unfinished() -> None:
+    scripted, commits = ScriptedProcessor(), Commits()
+    commands = pipeline(scripted)
+    await commands.take(records(3, 0, "done", "stuck", "after"), commits)
+    scripted.gates["done"].set()
+    scripted.gates["after"].set()
+    await settle()
+    await commands.revoked({3})
+    assert commits.position[3] == 1  # "stuck" and what follows go to the next owner
+    assert scripted.forgotten == [3]
+    assert commands.in_flight() == 0
+    scripted.gates["stuck"].set()
+    await settle()
+    assert "stuck" not in scripted.finished
+
+
+async def test_close_waits_for_work_then_commits_and_takes_nothing_more() -> None:
+    scripted, commits = ScriptedProcessor(), Commits()
+    commands = pipeline(scripted)
+    await commands.take(records(0, 0, "a"), commits)
+    closing = asyncio.create_task(commands.close(5))
+    await settle()
+    await commands.take(records(0, 1, "late"), commits)
+    scripted.gates["a"].set()
+    await closing
+    assert commits.position[0] == 1
+    assert scripted.finished == ["a"]
+
+
+async def test_a_close_past_its_deadline_leaves_the_unfinished_uncommitted() -> None:
+    scripted, commits = ScriptedProcessor(), Commits()
+    commands = pipeline(scripted)
+    await commands.take(records(0, 0, "stuck"), commits)
+    await commands.close(0.05)
+    assert commits.position.get(0, 0) == 0
+
+
+def test_the_ledger_commits_each_partition_up_to_its_oldest_pending_record() -> None:
+    ledger = OffsetLedger()
+    for offset in (5, 6, 7):
+        ledger.taken(0, offset)
+    ledger.taken(1, 40)
+    ledger.done(0, 6)
+    ledger.done(1, 40)
+    assert ledger.uncommitted() == {0: 5, 1: 41}
+    ledger.committed({0: 5, 1: 41})
+    assert ledger.uncommitted() == {}
+    ledger.done(0, 5)
+    assert ledger.uncommitted() == {0: 7}
+    ledger.done(0, 7)
+    assert ledger.uncommitted({0}) == {0: 8}
