@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -25,6 +26,8 @@ from service.domain.faces import FacePolicy
 from service.domain.ids import identity_key
 from service.domain.person import ModelProvenance
 from service.entrypoints.consumer import CommandPartitions, Commit, subscribe_commands
+from service.entrypoints.http_endpoints import HttpEndpoints
+from service.metrics import LiveCounts, service_registry
 from service.service_layer.batch import CommandBatchProcessor, PartitionThrottle
 from service.service_layer.intake import IncomingRecord
 from service.service_layer.pipeline import CommandPipeline
@@ -35,6 +38,8 @@ from service.service_layer.retry import RetryPolicy
 from service.settings import Settings
 
 log = logging.getLogger("service")
+
+_PROBE_TIMEOUT_S = 1.0
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -156,6 +161,7 @@ class Service:
             graceful_timeout=settings.shutdown_deadline_s,
         )
         self._commands: CommandPipeline | None = None
+        self._joined = False  # the consumer has had its first partition assignment
         self._store: PersonStore | None = None
         # Once started, for operators' tools and tests.
         self.database: Any = None
@@ -171,6 +177,8 @@ class Service:
         await self._commands.take(records, commit)
 
     async def _partitions_assigned(self, partitions: set[int]) -> None:
+        self._joined = True
+        log.info("partitions assigned", extra={"partitions": sorted(partitions)})
         if self.settings.uses_embedded_store and self._store is not None and partitions:
             # The in-process store holds only what this process saw: before consuming a
             # partition's commands, it takes in that partition's faces from the events.
@@ -190,16 +198,50 @@ class Service:
         if self._commands is not None:
             await self._commands.revoked(partitions)
 
+    def _in_flight(self) -> int:
+        return self._commands.in_flight() if self._commands is not None else 0
+
+    def _worker_restarts(self) -> int:
+        return self.inference.restarts if self.inference is not None else 0
+
     async def _drain(self) -> None:
         """Before the broker stops: the records under way finish and are committed."""
         if self._commands is not None:
             await self._commands.close(self.settings.shutdown_deadline_s)
+
+    async def readiness(self) -> dict[str, bool]:
+        """Ready means: models warm, in the consumer group, broker and database answering."""
+        checks = {
+            "models": self._commands is not None,
+            "consumer": self._joined,
+            "kafka": await self.broker.ping(timeout=_PROBE_TIMEOUT_S),
+        }
+        if not self.settings.uses_embedded_store:
+            checks["mongodb"] = await self._mongodb_answers()
+        return checks
+
+    async def _mongodb_answers(self) -> bool:
+        if self.database is None:
+            return False
+        try:
+            await asyncio.wait_for(self.database.command("ping"), _PROBE_TIMEOUT_S)
+        except Exception:
+            return False
+        return True
 
     @asynccontextmanager
     async def resources(self) -> AsyncIterator[None]:
         """Everything the consumer needs, started in order and closed in reverse."""
         settings = self.settings
         async with AsyncExitStack() as stack:
+            if settings.http_port:
+                # First, so liveness answers while the models load (readiness says not yet).
+                registry = service_registry(LiveCounts(self._in_flight, self._worker_restarts))
+                http = HttpEndpoints(
+                    settings.http_host, settings.http_port, self.readiness, registry
+                )
+                await http.start()
+                stack.push_async_callback(http.close)
             if settings.uses_embedded_kafka:
                 embedded = EmbeddedKafka(settings.embedded_kafka_host, settings.embedded_kafka_port)
                 stack.push_async_callback(embedded.stop)

@@ -152,6 +152,14 @@ class Settings(BaseSettings):
         description="Where the model weights are placed for DeepFace ($DEEPFACE_HOME).",
     )
 
+    http_host: str = Field("0.0.0.0", description="Address of the HTTP endpoints.")
+    http_port: int = Field(
+        8080,
+        ge=0,
+        le=65535,
+        description="Port of /healthz, /readyz and /metrics (Prometheus). 0: no HTTP endpoints.",
+    )
+
     retry_attempts: int = Field(
         5, ge=1, description="Attempts at a transient failure before InternalError."
     )

@@ -24,6 +24,7 @@ from service.domain.commands import RegisterFace
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.limiter import UserRateLimiter
 from service.logs import redact_url
+from service.metrics import observe_limiter, observe_outcome
 from service.service_layer.intake import (
     Envelope,
     IncomingRecord,
@@ -62,6 +63,7 @@ class PartitionThrottle:
         decided = self._decided[record.partition]
         if record.offset not in decided:
             decided[record.offset] = self._limiter.admit(owner, record.timestamp_ms)
+            observe_limiter(decided[record.offset])
             self._users[record.partition].add(owner)
             self._forget_old_decisions(decided)
         return decided[record.offset]
@@ -224,6 +226,7 @@ async def _in_order(chain: Sequence[Job]) -> list[Outcome]:
 
 def _log_outcome(envelope: Envelope, command: RegisterFace | None, outcome: Outcome) -> None:
     record = envelope.record
+    observe_outcome(outcome.code.value if outcome.code else "OK", outcome.timings_ms)
     log.info(
         "command done",
         extra={

@@ -54,6 +54,7 @@ async def running_service(
     }
     env.update(
         EMBEDDED_KAFKA_PORT=str(port),
+        HTTP_PORT="0",
         DEEPFACE_HOME=str(tmp_path_factory.mktemp("deepface-home-e2e")),
         **image_server.fetch_env(),
     )

@@ -32,6 +32,8 @@ class ServiceProcess:
             for k, v in os.environ.items()
             if k not in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")
         }
+        # Many services run at once in the tests: HTTP endpoints only where a test asks.
+        env["HTTP_PORT"] = "0"
         env.update(settings)
         return env
 

@@ -33,6 +33,7 @@ def service_settings(
         "deepface_home": deepface_home,
         "inference_workers": 1,
         "dlq_topic": topics["dlq"],
+        "http_port": 0,  # many services run at once here; the health tests pick a port
         **image_server.fetch_settings(),
     }
     return Settings(**{**values, **overrides})

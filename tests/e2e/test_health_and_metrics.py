@@ -1,0 +1,177 @@
+"""What Kubernetes and Prometheus see of `face-service run`: probes that tell the truth and
+counters that move."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest_asyncio
+
+from service.entrypoints.http_endpoints import LIVENESS_PATH, METRICS_PATH, READINESS_PATH
+from tests.conftest import free_port
+from tests.support.image_server import ImageServer
+from tests.support.images import fixture_bytes
+from tests.support.kafka_client import CommandClient
+from tests.support.service_process import ServiceProcess
+
+
+class Probe:
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.http = httpx.AsyncClient(timeout=10)
+
+    async def status(self, path: str) -> tuple[int, Any]:
+        response = await self.http.get(self.base + path)
+        body = response.json() if path == READINESS_PATH else response.text
+        return response.status_code, body
+
+    async def metric(self, name: str, **labels: str) -> float:
+        """A sample's value; a labelled series not yet seen counts 0, as Prometheus reads it."""
+        _, text = await self.status(METRICS_PATH)
+        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        pattern = "^" + re.escape(f"{name}{{{wanted}}}" if labels else name) + r" (\S+)$"
+        found = re.search(pattern, text, flags=re.MULTILINE)
+        if found is None:
+            assert labels and f"# TYPE {name.removesuffix('_total').removesuffix('_count')}" in (
+                text
+            ), f"{name} is not exported"
+            return 0.0
+        return float(found.group(1))
+
+    async def until_ready(self, timeout_s: float) -> list[tuple[int, int, Any]]:
+        """Every (liveness, readiness, checks) seen from the first answer until ready."""
+        seen: list[tuple[int, int, Any]] = []
+        async with asyncio.timeout(timeout_s):
+            while True:
+                try:
+                    live, _ = await self.status(LIVENESS_PATH)
+                    ready, checks = await self.status(READINESS_PATH)
+                except httpx.ConnectError:
+                    await asyncio.sleep(0.05)  # not listening yet
+                    continue
+                seen.append((live, ready, checks))
+                if ready == 200:
+                    return seen
+                await asyncio.sleep(0.1)
+
+
+@pytest_asyncio.fixture
+async def started(
+    tmp_path: Path, image_server: ImageServer
+) -> AsyncIterator[tuple[ServiceProcess, Probe, list[tuple[int, int, Any]], str]]:
+    kafka_port, http_port = free_port(), free_port()
+    service = ServiceProcess(
+        ServiceProcess.environment(
+            EMBEDDED_KAFKA_PORT=str(kafka_port),
+            HTTP_PORT=str(http_port),
+            DEEPFACE_HOME=str(tmp_path / "deepface"),
+            INFERENCE_WORKERS="1",
+            **image_server.fetch_env(),
+        )
+    )
+    probe = Probe(http_port)
+    starting = asyncio.create_task(service.start())
+    try:
+        seen = await probe.until_ready(timeout_s=180)
+        await starting
+        yield service, probe, seen, f"127.0.0.1:{kafka_port}"
+    finally:
+        starting.cancel()
+        await probe.http.aclose()
+        await service.stop()
+
+
+async def test_ready_only_once_models_are_warm_and_the_consumer_has_joined(
+    started: tuple[ServiceProcess, Probe, list[tuple[int, int, Any]], str],
+) -> None:
+    _, _, seen, _ = started
+
+    assert all(live == 200 for live, _, _ in seen)
+    before_warm = [checks for _, ready, checks in seen if ready == 503]
+    assert any(not checks["checks"]["models"] for checks in before_warm), seen[:3]
+    assert seen[-1][2] == {
+        "ready": True,
+        "checks": {"models": True, "consumer": True, "kafka": True},
+    }
+
+
+async def test_metrics_count_commands_stages_and_limiter_decisions(
+    started: tuple[ServiceProcess, Probe, list[tuple[int, int, Any]], str],
+    image_server: ImageServer,
+) -> None:
+    _, probe, _, bootstrap = started
+    client = CommandClient(
+        bootstrap, "face.register.commands", "face.register.results", "face.register.events"
+    )
+    await client.start()
+    ok_before = await probe.metric("face_register_commands_total", code="OK")
+    missing_before = await probe.metric(
+        "face_register_commands_total", code="InvalidParameter.ImageUrl"
+    )
+    detect_before = await probe.metric("face_register_stage_seconds_count", stage="detect")
+    admitted_before = await probe.metric(
+        "face_register_limiter_decisions_total", decision="admitted"
+    )
+    url = image_server.serve("/health/astronaut.png", fixture_bytes("astronaut.png"))
+    try:
+        ok = await client.register(
+            "metrics-user", {"CategoryId": "c", "PersonId": "p", "ImageUrl": url}
+        )
+        bad = await client.register(
+            "metrics-user", {"CategoryId": "c", "PersonId": "p", "ImageUrl": "not a url"}
+        )
+    finally:
+        await client.stop()
+
+    assert "FaceId" in ok, ok
+    assert bad["Code"] == "InvalidParameter.ImageUrl", bad
+    assert await probe.metric("face_register_commands_total", code="OK") == ok_before + 1
+    assert (
+        await probe.metric("face_register_commands_total", code="InvalidParameter.ImageUrl")
+        == missing_before + 1
+    )
+    assert (
+        await probe.metric("face_register_stage_seconds_count", stage="detect") == detect_before + 1
+    )
+    assert (
+        await probe.metric("face_register_limiter_decisions_total", decision="admitted")
+        == admitted_before + 2
+    )
+    assert await probe.metric("face_register_records_in_flight") == 0
+    assert await probe.metric("face_register_worker_restarts_total") == 0
+
+
+async def test_readiness_turns_false_when_the_broker_goes_away(
+    started: tuple[ServiceProcess, Probe, list[tuple[int, int, Any]], str],
+) -> None:
+    service, probe, _, _ = started
+    assert service.process is not None
+    [broker] = [pid for pid in _descendants(service.process.pid) if "tansu" in _command(pid)]
+
+    os.kill(broker, signal.SIGKILL)
+
+    async with asyncio.timeout(30):
+        status, body = await probe.status(READINESS_PATH)
+        while status == 200:
+            await asyncio.sleep(0.2)  # a probe polls; there is nothing to wait on
+            status, body = await probe.status(READINESS_PATH)
+    assert status == 503
+    assert body["checks"]["kafka"] is False
+    assert (await probe.status(LIVENESS_PATH))[0] == 200  # alive: a restart would not help
+
+
+def _descendants(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    found = [int(child) for child in children]
+    return found + [grandchild for child in found for grandchild in _descendants(child)]
+
+
+def _command(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
