@@ -43,10 +43,16 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
+_WORKER_NICENESS = 10
+
+
 def _start_worker(config: EngineConfig) -> None:
     # Ctrl+C reaches the whole process group: shutting down is the service's call.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    # Inference is throughput work; the service's event loop and its broker traffic are
+    # latency work (a throttled answer, a heartbeat): on shared cores they go first.
+    os.nice(_WORKER_NICENESS)
     # Set before TensorFlow is imported, which reads them once.
     os.environ["DEEPFACE_HOME"] = config.deepface_home
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
