@@ -115,7 +115,10 @@ class Settings(BaseSettings):
     image_max_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest image in bytes.")
     image_max_pixels: int = Field(50_000_000, gt=0, description="Largest image in pixels.")
     max_images_in_memory: int = Field(
-        8, ge=1, description="Images fetched and waiting for inference at once (memory bound)."
+        8,
+        ge=1,
+        description="Registrations under way at once (store read, fetch, inference), which "
+        "bounds the images in memory; the others wait in their queue.",
     )
 
     face_model: str = Field("Dlib", description="DeepFace recognition model.")
