@@ -275,7 +275,6 @@ class Service:
             self._commands = CommandPipeline(
                 pipeline.processor,
                 max_in_flight=settings.max_records_in_flight,
-                max_registering=settings.max_images_in_memory,
                 retry_delay_s=settings.retry_base_delay_s,
             )
             self.inference = pipeline.inference

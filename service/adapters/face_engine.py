@@ -79,16 +79,13 @@ class DeepFaceEngine:
         """A "no face" says how small a face this image could have shown, when it matters."""
         if refusal.code is not ErrorCode.NO_FACE or self._search is None:
             return refusal
-        height, width = image.shape[:2]
-        smallest = self._search.smallest_face_px(
-            2 * (height // 2) + height, 2 * (width // 2) + width
-        )
+        smallest = self._search.smallest_face_px(image, *_deepface_border(image))
         if smallest <= self._policy.min_size_px:
             return refusal
         return Rejected(
             ErrorCode.NO_FACE,
             f"no face of at least {smallest} px was found in the image "
-            f"(smaller ones are not searched for in a {width}x{height} image)",
+            f"(smaller ones are not searched for in a {image.shape[1]}x{image.shape[0]} image)",
         )
 
     def _detect(self, image: NDArray[np.uint8]) -> list[Detection]:

@@ -49,11 +49,12 @@ Floats = NDArray[np.float32]
 
 
 def _normalized(pixels: NDArray[Any]) -> Floats:
-    return ((pixels.astype(np.float32) - 127.5) / 128).astype(np.float32)
+    normalized: Floats = (pixels.astype(np.float32) - np.float32(127.5)) / np.float32(128)
+    return normalized
 
 
 class FaceSearch:
-    """Finds faces the way `mtcnn.MTCNN.detect_faces` does, on an RGB uint8 image."""
+    """Finds faces the way `mtcnn.MTCNN.detect_faces` does, on a BGR uint8 image."""
 
     def __init__(self, mtcnn: Any, max_level_side_px: int) -> None:
         pnet, rnet, onet = (stage._model for stage in mtcnn.stages)
@@ -81,13 +82,14 @@ class FaceSearch:
         found: list[dict[str, Any]] = to_json(boxes, images_count=1)[0]
         return found
 
-    def smallest_face_px(self, height: int, width: int) -> int:
-        """The smallest face the search can find in a padded image of this size.
+    def smallest_face_px(self, image: NDArray[np.uint8], pad_y: int, pad_x: int) -> int:
+        """The smallest face `detect_faces` can find in this image with this border.
 
         mtcnn's first network looks for 12-pixel faces in each scaled copy.
         """
-        scales = self.levels(height, width)
-        return math.ceil(12 / scales[0]) if scales else max(height, width)
+        canvas = _Canvas(image, pad_y, pad_x)
+        scales = self.levels(canvas.height, canvas.width)
+        return math.ceil(12 / scales[0]) if scales else max(canvas.height, canvas.width)
 
     def levels(self, height: int, width: int) -> list[float]:
         """The pyramid's scales that this search visits, largest first."""
@@ -176,17 +178,14 @@ class _Canvas:
         inside = ((ys >= 0) & (ys <= self.height - 1))[:, :, None] & (
             (xs >= 0) & (xs <= self.width - 1)
         )[:, None, :]
-        top_y, top_x = np.floor(ys), np.floor(xs)
+        top_y, bottom_y = np.floor(ys), np.ceil(ys)
+        left_x, right_x = np.floor(xs), np.ceil(xs)
         dy = (ys - top_y)[:, :, None, None]
-        dx = (xs - top_x)[:, None, :, None]
-
-        def at(rows: NDArray[np.float64], cols: NDArray[np.float64]) -> NDArray[np.float64]:
-            return self._pixels(rows, cols)
-
-        top = at(top_y, top_x) + (at(top_y, np.ceil(xs)) - at(top_y, top_x)) * dx
-        bottom = (
-            at(np.ceil(ys), top_x) + (at(np.ceil(ys), np.ceil(xs)) - at(np.ceil(ys), top_x)) * dx
-        )
+        dx = (xs - left_x)[:, None, :, None]
+        top_left = self._pixels(top_y, left_x)
+        bottom_left = self._pixels(bottom_y, left_x)
+        top = top_left + (self._pixels(top_y, right_x) - top_left) * dx
+        bottom = bottom_left + (self._pixels(bottom_y, right_x) - bottom_left) * dx
         values = top + (bottom - top) * dy
         return np.where(inside[:, :, :, None], values, 0.0).astype(np.float32)
 

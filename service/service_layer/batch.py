@@ -226,13 +226,14 @@ async def _in_order(chain: Sequence[Job]) -> list[Outcome]:
 
 def _log_outcome(envelope: Envelope, command: RegisterFace | None, outcome: Outcome) -> None:
     record = envelope.record
-    observe_outcome(outcome.code.value if outcome.code else "OK", outcome.timings_ms)
+    code = outcome.code.value if outcome.code else "OK"
+    observe_outcome(code, outcome.timings_ms)
     log.info(
         "command done",
         extra={
             "request_id": envelope.request_id,
             "user": envelope.owner,
-            "code": outcome.code.value if outcome.code else "OK",
+            "code": code,
             "face_id": outcome.face_id,
             "stored": outcome.stored,
             "partition": record.partition,

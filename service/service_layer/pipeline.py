@@ -26,14 +26,10 @@ class CommandPipeline:
         self,
         processor: CommandBatchProcessor,
         max_in_flight: int,
-        max_registering: int,
         retry_delay_s: float,
     ) -> None:
         self._processor = processor
         self._max_in_flight = max_in_flight
-        # Queued registrations wait here, not in the store or the fetcher: a backlog of
-        # hundreds must not stand between a refusal and its answer on the event loop.
-        self._registering = asyncio.Semaphore(max_registering)
         self._retry_delay_s = retry_delay_s
         self._ledger = OffsetLedger()
         self._tails: dict[tuple[str, str, str], asyncio.Task[None]] = {}
@@ -102,13 +98,6 @@ class CommandPipeline:
         if before is not None:
             # The same person's earlier command first; how it ended does not matter here.
             await asyncio.wait([before])
-        if job.person is None:
-            await self._until_answered(job)
-            return
-        async with self._registering:
-            await self._until_answered(job)
-
-    async def _until_answered(self, job: Job) -> None:
         while True:
             try:
                 await job.run()

@@ -49,7 +49,10 @@ class RegisterFaceHandler:
         max_images_in_memory: int = 8,
     ) -> None:
         self._store = store
-        self._images_in_memory = asyncio.Semaphore(max_images_in_memory)
+        # A registration waits for a slot before it reads the store: the slots bound the
+        # images in memory, and a backlog of hundreds queues here, not in the store or on
+        # the event loop, where it would stand between a refusal and its answer.
+        self._slots = asyncio.Semaphore(max_images_in_memory)
         self._fetcher = fetcher
         self._analyser = analyser
         self._provenance = provenance
@@ -59,7 +62,8 @@ class RegisterFaceHandler:
     async def handle(self, command: RegisterFace) -> Outcome:
         outcome = Outcome()
         try:
-            image, outcome.stored = await self._register(command, outcome.timings_ms)
+            async with self._slots:
+                image, outcome.stored = await self._register(command, outcome.timings_ms)
             outcome.face_id = image.face_id
             if image.request_id == command.request_id:
                 outcome.image = image
@@ -83,17 +87,16 @@ class RegisterFaceHandler:
             person = await self._retry.run(lambda: self._store.get_person(*command.person_ref))
         if person is not None and (done := person.image_with_face_id(face_id)) is not None:
             return done, False
-        async with self._images_in_memory:
-            with timed(timings, "fetch"):
-                data = await self._fetcher.fetch(command.image_url)
-            sha256 = hashlib.sha256(data).hexdigest()
-            if person is not None and (same := person.image_with_sha256(sha256)) is not None:
-                return same, False
-            if person is not None and person.is_full:
-                raise face_limit_exceeded(command.person.display)
-            with timed(timings, "inference"):
-                face = await self._retry.run(lambda: self._analyser.analyse(data))
-            timings.update(face.timings_ms)
+        with timed(timings, "fetch"):
+            data = await self._fetcher.fetch(command.image_url)
+        sha256 = hashlib.sha256(data).hexdigest()
+        if person is not None and (same := person.image_with_sha256(sha256)) is not None:
+            return same, False
+        if person is not None and person.is_full:
+            raise face_limit_exceeded(command.person.display)
+        with timed(timings, "inference"):
+            face = await self._retry.run(lambda: self._analyser.analyse(data))
+        timings.update(face.timings_ms)
         self._check_match(person, face.embedding)
         image = FaceImage(
             face_id=face_id,

@@ -62,13 +62,10 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def pipeline(
-    processor: ScriptedProcessor, max_in_flight: int = 100, max_registering: int = 8
-) -> CommandPipeline:
+def pipeline(processor: ScriptedProcessor, max_in_flight: int = 100) -> CommandPipeline:
     return CommandPipeline(
         processor,  # type: ignore[arg-type]
         max_in_flight=max_in_flight,
-        max_registering=max_registering,
         retry_delay_s=0,
     )
 
@@ -100,20 +97,6 @@ async def test_one_persons_commands_run_in_partition_order_across_polls() -> Non
     await settle()
     assert scripted.finished == ["bob-1", "ann-1", "ann-2"]
     assert commits.position[0] == 3
-    await commands.close(1)
-
-
-async def test_refusals_are_answered_while_registrations_wait_for_a_slot() -> None:
-    scripted, commits = ScriptedProcessor(), Commits()
-    commands = pipeline(scripted, max_registering=1)
-    await commands.take(records(0, 0, "ann-1", "bob-1", "refused"), commits)
-    scripted.gates["bob-1"].set()
-    scripted.gates["refused"].set()
-    await settle()
-    assert scripted.finished == ["refused"]  # bob waits for ann's slot, the refusal does not
-    scripted.gates["ann-1"].set()
-    await settle()
-    assert scripted.finished == ["refused", "ann-1", "bob-1"]
     await commands.close(1)
 
 

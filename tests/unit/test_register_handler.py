@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from service.domain.commands import RegisterFace
@@ -85,14 +87,21 @@ class BrokenAnalyser:
         raise RuntimeError("an input nothing foresaw")
 
 
-def handler(store: object, attempts: int, analyser: object | None = None) -> RegisterFaceHandler:
+def handler(
+    store: object,
+    attempts: int,
+    analyser: object | None = None,
+    fetcher: object | None = None,
+    slots: int = 8,
+) -> RegisterFaceHandler:
     return RegisterFaceHandler(
         store=store,  # type: ignore[arg-type]
-        fetcher=Fetcher(),
+        fetcher=fetcher or Fetcher(),  # type: ignore[arg-type]
         analyser=analyser or Analyser(),  # type: ignore[arg-type]
         provenance=ModelProvenance("Dlib", "mtcnn", "sha"),
         match=MatchPolicy(enabled=True, max_distance=0.6),
         retry=RetryPolicy(attempts=attempts, base_delay_s=0),
+        max_images_in_memory=slots,
     )
 
 
@@ -133,3 +142,27 @@ async def test_the_same_bytes_again_answer_the_stored_face_without_inference() -
     again = await use_case.handle(register_face("R2"))
     assert again.face_id == first.face_id and not again.stored
     assert analyser.calls == 1
+
+
+async def test_a_registration_waits_for_a_slot_before_it_reads_the_store() -> None:
+    class GatedFetcher:
+        def __init__(self) -> None:
+            self.gate = asyncio.Event()
+
+        async def fetch(self, url: str) -> bytes:
+            await self.gate.wait()
+            return url.encode()
+
+    store, fetcher = FlakyStore(failures=0), GatedFetcher()
+    one_slot = handler(store, attempts=1, fetcher=fetcher, slots=1)
+    first = asyncio.create_task(one_slot.handle(register_face(request_id="r-1")))
+    second = asyncio.create_task(one_slot.handle(register_face(request_id="r-2")))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert store.calls == 1  # the second has not touched the store: a backlog costs nothing
+
+    fetcher.gate.set()
+    outcomes = await asyncio.gather(first, second)
+
+    assert [o.code for o in outcomes] == [None, None]
+    assert store.calls == 4  # each read its person and added its image
