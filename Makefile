@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint unit schemas bench clean
+# The suite's broker: apache (Apache Kafka 4.1 from Maven Central: needs Java 17+ and Maven)
+# or tansu (the embedded broker, for a machine without Java).
+TEST_KAFKA ?= apache
+export TEST_KAFKA
+
+.PHONY: setup run test test-needs lint unit schemas bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +27,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check service tests bench
 	$(BIN)/mypy
 
-test: lint
+test-needs:
+ifeq ($(TEST_KAFKA),apache)
+	@missing=""; for tool in java mvn; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make test runs the suite against Apache Kafka, which needs:$$missing (Java 17+, Maven 3.8+)."; \
+	  echo "Install them (Debian: apt-get install openjdk-17-jre-headless maven), or run on the"; \
+	  echo "embedded Tansu broker instead: TEST_KAFKA=tansu make test"; \
+	  exit 2; \
+	fi
+endif
+
+test: test-needs lint
 	$(BIN)/pytest
 
 unit: $(STAMP)

@@ -11,14 +11,20 @@ from typing import Any
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 
+from service.adapters import mongo
+from service.adapters.broker_connection import (
+    BrokerUnreachable,
+    ProducerIdRefused,
+    connect_broker,
+)
 from service.adapters.dead_letters import KafkaDeadLetters
 from service.adapters.embedded_kafka import EmbeddedKafka, ensure_topics
 from service.adapters.event_log import read_face_events
 from service.adapters.image_fetcher import FetchLimits, HttpImageFetcher
 from service.adapters.inference_pool import EngineConfig, InferencePool
 from service.adapters.model_weights import place_weights
-from service.adapters.mongo import open_database
 from service.adapters.person_store import MongoPersonStore
 from service.adapters.public_address import AddressPolicy
 from service.adapters.result_publisher import KafkaJsonPublisher
@@ -35,6 +41,7 @@ from service.service_layer.ports import DeadLetters, MessagePublisher, PersonSto
 from service.service_layer.register import MatchPolicy, RegisterFaceHandler
 from service.service_layer.restore import apply_face_events
 from service.service_layer.retry import RetryPolicy
+from service.service_layer.startup import StartupFailed
 from service.settings import Settings
 
 log = logging.getLogger("service")
@@ -50,15 +57,69 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 async def open_store(settings: Settings) -> AsyncIterator[tuple[MongoPersonStore, Any]]:
     """The person store and its database, indexes created."""
     uri = settings.mongodb_uri.get_secret_value() if settings.mongodb_uri else None
-    client, database = open_database(uri, settings.mongodb_database)
+    client, database = mongo.open_database(uri, settings.mongodb_database)
     try:
         if uri is None:
             log.warning("no MONGODB_URI: faces are kept in process memory and NOT persisted")
+        else:
+            await wait_for_mongodb(database, uri, settings)
         store = MongoPersonStore(database)
         await retry_policy(settings).run(store.ensure_indexes)
         yield store, database
     finally:
         client.close()
+
+
+async def wait_for_kafka(broker: KafkaBroker, settings: Settings) -> None:
+    """The broker's producer and admin client connected, waiting for a broker that is
+    still starting; its subscribers do not start here."""
+    servers = settings.bootstrap_servers
+    try:
+        await connect_broker(
+            broker,
+            settings.startup_timeout_s,
+            on_retry=lambda reason, pause_s: log.info(
+                "Kafka does not answer yet",
+                extra={
+                    "bootstrap_servers": servers,
+                    "reason": reason,
+                    "retry_in_s": round(pause_s, 2),
+                },
+            ),
+        )
+    except BrokerUnreachable as error:
+        raise StartupFailed(
+            f"Kafka at {servers} did not answer within {settings.startup_timeout_s:g} s "
+            f"(last: {error})",
+            "check KAFKA_BOOTSTRAP_SERVERS and that the broker runs and is reachable from here; "
+            "STARTUP_TIMEOUT_S sets how long start-up waits",
+        ) from error
+    except ProducerIdRefused as error:
+        raise StartupFailed(
+            f"the Kafka broker at {servers} refused InitProducerId ({error}): "
+            "it does not offer idempotent producers",
+            "set KAFKA_ENABLE_IDEMPOTENCE=false to start without the idempotent producer",
+        ) from error
+
+
+async def wait_for_mongodb(database: Any, uri: str, settings: Settings) -> None:
+    """MongoDB answers a ping, waiting for a server that is still starting."""
+    hosts = mongo.hosts(uri)
+    try:
+        await mongo.wait_for_ping(
+            database,
+            settings.startup_timeout_s,
+            on_retry=lambda pause_s: log.info(
+                "MongoDB does not answer yet",
+                extra={"hosts": hosts, "retry_in_s": round(pause_s, 2)},
+            ),
+        )
+    except mongo.MongoUnreachable as error:
+        raise StartupFailed(
+            f"MongoDB at {hosts} did not answer within {settings.startup_timeout_s:g} s",
+            "check MONGODB_URI and that MongoDB runs and is reachable from here; "
+            "STARTUP_TIMEOUT_S sets how long start-up waits",
+        ) from error
 
 
 @dataclass
@@ -81,6 +142,14 @@ async def open_pipeline(
         weights = place_weights(settings.deepface_home, settings.face_model, settings.face_detector)
         inference = InferencePool(_engine_config(settings), workers=settings.inference_workers)
         stack.push_async_callback(inference.close)
+        log.info(
+            "loading models",
+            extra={
+                "model": settings.face_model,
+                "detector": settings.face_detector,
+                "inference_workers": settings.inference_workers,
+            },
+        )
         await inference.start()
         fetcher = image_fetcher(settings)
         stack.push_async_callback(fetcher.close)
@@ -106,6 +175,7 @@ async def open_pipeline(
             retry=retry_policy(settings),
             system_category_keys={identity_key(c) for c in settings.system_category_ids},
             max_command_bytes=settings.max_command_bytes,
+            check_key_partition=settings.kafka_check_key_partition,
         )
         yield Pipeline(processor=processor, inference=inference)
 
@@ -151,21 +221,27 @@ class Service:
         """`wrap_store` lets a test put faults between the service and its store."""
         self.settings = settings
         self._wrap_store = wrap_store or (lambda store: store)
-        self.broker = KafkaBroker(
-            settings.bootstrap_servers,
-            enable_idempotence=settings.idempotent_producer,
-            client_id="face-register-service",
-            logger=logging.getLogger("faststream"),
-            # The records under way are drained before the broker stops (see `_drain`);
-            # this only bounds a poll being handed over at that moment.
-            graceful_timeout=settings.shutdown_deadline_s,
-        )
         self._commands: CommandPipeline | None = None
         self._joined = False  # the consumer has had its first partition assignment
         self._store: PersonStore | None = None
         # Once started, for operators' tools and tests.
         self.database: Any = None
         self.inference: InferencePool | None = None
+        # One registry per service: ours, and FastStream's broker metrics (recorded by the
+        # middleware, so it exists before the broker; it reads the state above).
+        self.metrics = service_registry(LiveCounts(self._in_flight, self._worker_restarts))
+        self.broker = KafkaBroker(
+            settings.bootstrap_servers,
+            enable_idempotence=settings.idempotent_producer,
+            client_id="face-register-service",
+            logger=logging.getLogger("faststream"),
+            middlewares=[
+                KafkaPrometheusMiddleware(registry=self.metrics, app_name="face-register-service")
+            ],
+            # The records under way are drained before the broker stops (see `_drain`);
+            # this only bounds a poll being handed over at that moment.
+            graceful_timeout=settings.shutdown_deadline_s,
+        )
         partitions = CommandPartitions(
             settings.commands_topic, self._partitions_assigned, self._partitions_revoked
         )
@@ -177,8 +253,12 @@ class Service:
         await self._commands.take(records, commit)
 
     async def _partitions_assigned(self, partitions: set[int]) -> None:
-        self._joined = True
         log.info("partitions assigned", extra={"partitions": sorted(partitions)})
+        if not self._joined:
+            # Readiness turns true here: the producer was connected before the models
+            # loaded, and the consumer starts only once they are warm.
+            self._joined = True
+            self._log_ready()
         if self.settings.uses_embedded_store and self._store is not None and partitions:
             # The in-process store holds only what this process saw: before consuming a
             # partition's commands, it takes in that partition's faces from the events.
@@ -193,6 +273,21 @@ class Service:
                 "store rebuilt from face events",
                 extra={"partitions": sorted(partitions), "events": dict(restored)},
             )
+
+    def _log_ready(self) -> None:
+        settings = self.settings
+        log.info(
+            "service ready",
+            extra={
+                "bootstrap_servers": settings.bootstrap_servers,
+                "commands_topic": settings.commands_topic,
+                "results_topic": settings.results_topic,
+                "events_topic": settings.events_topic,
+                "model": settings.face_model,
+                "detector": settings.face_detector,
+                "inference_workers": settings.inference_workers,
+            },
+        )
 
     async def _partitions_revoked(self, partitions: set[int]) -> None:
         if self._commands is not None:
@@ -236,9 +331,8 @@ class Service:
         async with AsyncExitStack() as stack:
             if settings.http_port:
                 # First, so liveness answers while the models load (readiness says not yet).
-                registry = service_registry(LiveCounts(self._in_flight, self._worker_restarts))
                 http = HttpEndpoints(
-                    settings.http_host, settings.http_port, self.readiness, registry
+                    settings.http_host, settings.http_port, self.readiness, self.metrics
                 )
                 await http.start()
                 stack.push_async_callback(http.close)
@@ -256,6 +350,9 @@ class Service:
                     ),
                     settings.kafka_topic_partitions,
                 )
+            # Kafka and MongoDB answer before the models load, or start-up says why not.
+            await wait_for_kafka(self.broker, settings)
+            stack.push_async_callback(self.broker.stop)  # a no-op once the app stopped it
             if settings.image_fetch_allowlist:
                 log.warning(
                     "IMAGE_FETCH_ALLOWLIST lets image URLs reach these non-public networks",
@@ -278,18 +375,6 @@ class Service:
                 retry_delay_s=settings.retry_base_delay_s,
             )
             self.inference = pipeline.inference
-            log.info(
-                "service ready",
-                extra={
-                    "bootstrap_servers": settings.bootstrap_servers,
-                    "commands_topic": settings.commands_topic,
-                    "results_topic": settings.results_topic,
-                    "events_topic": settings.events_topic,
-                    "model": settings.face_model,
-                    "detector": settings.face_detector,
-                    "inference_workers": settings.inference_workers,
-                },
-            )
             try:
                 yield
             finally:

@@ -32,11 +32,17 @@ LIMITER_DECISIONS = Counter(
     ["decision"],
     registry=None,
 )
+PARTITION_MISMATCHES = Counter(
+    "face_register_partition_mismatches",
+    "Command records refused for sitting on another partition than their key maps to: a "
+    "producer with the wrong partitioner, or one that picks partitions itself.",
+    registry=None,
+)
 
 
 def service_registry(live: Collector) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
-    for collector in (COMMANDS, STAGE_SECONDS, LIMITER_DECISIONS, live):
+    for collector in (COMMANDS, STAGE_SECONDS, LIMITER_DECISIONS, PARTITION_MISMATCHES, live):
         registry.register(collector)
     return registry
 
@@ -49,6 +55,10 @@ def observe_outcome(code: str, timings_ms: Mapping[str, float]) -> None:
 
 def observe_limiter(admitted: bool) -> None:
     LIMITER_DECISIONS.labels(decision="admitted" if admitted else "throttled").inc()
+
+
+def observe_partition_mismatch() -> None:
+    PARTITION_MISMATCHES.inc()
 
 
 class LiveCounts(Collector):

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         "as soon as records arrive.",
     )
     kafka_group_id: str = Field("face-register", description="Consumer group of the service.")
+    kafka_check_key_partition: bool = Field(
+        True,
+        description="Refuse a command record that is not on the partition its key maps to "
+        "under Kafka's default (murmur2) partitioner (InvalidParameter.Partition). Off only "
+        "when every producer partitions alike by key with another hash, or to replay records "
+        "written before partitions were added to the commands topic.",
+    )
     commands_topic: str = Field("face.register.commands", description="Commands topic.")
     results_topic: str = Field("face.register.results", description="Results topic.")
     events_topic: str = Field(
@@ -79,6 +86,13 @@ class Settings(BaseSettings):
         gt=0,
         description="On SIGTERM, how long in-flight work may finish before it is abandoned "
         "(uncommitted, redone later). Keep it under the Kubernetes grace period.",
+    )
+    startup_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="How long start-up waits for Kafka, and for MongoDB when MONGODB_URI is "
+        "set, to answer (retrying with doubling pauses) before it exits saying why. The models "
+        "load only after that.",
     )
 
     mongodb_uri: SecretStr | None = Field(

@@ -1,10 +1,13 @@
-"""Real parts for the tests: a Tansu broker over the wire, a local image server, and a store
-on mongomock-motor, or on the MongoDB that `MONGODB_URI` names."""
+"""Real parts for the tests: Apache Kafka over the wire (or Tansu, `TEST_KAFKA=tansu`), a
+local image server, and a store on mongomock-motor, or on the MongoDB that `MONGODB_URI`
+names. Nothing the suite starts outlives it (see `tests/support/reaper.py`)."""
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,8 +16,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from service.adapters.embedded_kafka import EmbeddedKafka, ensure_topics
+from service.adapters.embedded_kafka import EmbeddedKafka
 from service.adapters.mongo import open_database
+from tests.support import apache_kafka, reaper, suite_kafka
 from tests.support.image_server import ImageServer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -26,25 +30,77 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    reaper.adopt_orphans()
+    if suite_kafka.on_apache() and (missing := apache_kafka.missing_tools()):
+        pytest.exit(
+            apache_kafka.MISSING_TOOLS.format(
+                version=apache_kafka.KAFKA_VERSION, missing=" and ".join(missing)
+            ),
+            returncode=2,
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if suite_kafka.on_apache():
+        return
+    apache_only = [item for item in items if item.get_closest_marker("apache_kafka")]
+    if apache_only:
+        # Said, not hidden: these need a JVM, which TEST_KAFKA=tansu is for doing without.
+        config.hook.pytest_deselected(items=apache_only)
+        items[:] = [item for item in items if not item.get_closest_marker("apache_kafka")]
+        sys.stderr.write(f"TEST_KAFKA=tansu: {len(apache_only)} Apache Kafka tests not run\n")
+
+
+_broker_seconds: dict[str, float] = {}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _broker_seconds:
+        return
+    name = f"Apache Kafka {apache_kafka.KAFKA_VERSION}" if suite_kafka.on_apache() else "Tansu"
+    jars = f"jars ready in {_broker_seconds['jars']:.1f} s, " if "jars" in _broker_seconds else ""
+    terminalreporter.write_line(
+        f"test broker: {name}, {jars}started in {_broker_seconds['start']:.1f} s"
+    )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    left = reaper.kill_leftovers()
+    if left:
+        # A test or fixture forgot to stop what it started: killed now, named here.
+        sys.stderr.write(f"\nkilled processes the tests left running: {left}\n")
+
+
 @pytest_asyncio.fixture(scope="session")
-async def kafka() -> AsyncIterator[str]:
-    broker = EmbeddedKafka("127.0.0.1", free_port())
-    await broker.start()
-    yield broker.bootstrap_servers
-    await broker.stop()
+async def broker(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[apache_kafka.ApacheKafka | EmbeddedKafka]:
+    """The suite's broker: Apache Kafka, or Tansu with `TEST_KAFKA=tansu`."""
+    started: apache_kafka.ApacheKafka | EmbeddedKafka
+    began = time.perf_counter()
+    if suite_kafka.on_apache():
+        # Resolves the jars from Maven Central on the first run, finds them cached after.
+        started = apache_kafka.ApacheKafka(tmp_path_factory.mktemp("apache-kafka"))
+        _broker_seconds["jars"] = time.perf_counter() - began
+    else:
+        started = EmbeddedKafka("127.0.0.1", free_port())
+    began = time.perf_counter()
+    await started.start()
+    _broker_seconds["start"] = time.perf_counter() - began
+    yield started
+    await started.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def kafka(broker: apache_kafka.ApacheKafka | EmbeddedKafka) -> str:
+    """The bootstrap address of the suite's broker."""
+    return broker.bootstrap_servers
 
 
 @pytest_asyncio.fixture(scope="session")
 async def topics(kafka: str) -> dict[str, str]:
-    suffix = uuid.uuid4().hex[:8]
-    names = {
-        "commands": f"commands-{suffix}",
-        "results": f"results-{suffix}",
-        "events": f"events-{suffix}",
-        "dlq": f"dlq-{suffix}",
-    }
-    await ensure_topics(kafka, list(names.values()), partitions=4)
-    return names
+    return await suite_kafka.create_topics(kafka, suite_kafka.topic_names())
 
 
 @pytest.fixture(scope="session")

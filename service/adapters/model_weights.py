@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,9 +57,16 @@ def _copy_if_changed(source: Path, target: Path) -> None:
         raise MissingWeights(f"packaged weight file {source} is missing")
     if target.is_file() and target.stat().st_size == source.stat().st_size:
         return
-    partial = target.with_suffix(target.suffix + ".partial")
-    shutil.copyfile(source, partial)
-    partial.replace(target)
+    # A name of its own: two services starting at once on one DEEPFACE_HOME each copy,
+    # and the last atomic rename wins with an identical file.
+    with (
+        tempfile.NamedTemporaryFile(
+            dir=target.parent, prefix=target.name, suffix=".partial", delete=False
+        ) as partial,
+        source.open("rb") as packaged,
+    ):
+        shutil.copyfileobj(packaged, partial)
+    Path(partial.name).replace(target)
 
 
 def _sha256(path: Path) -> str:

@@ -8,11 +8,21 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 
+async def known_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The topic's partitions, from the consumer's own metadata.
+
+    A consumer that is assigned partitions by hand keeps metadata only for topics it was
+    told of: `topics()` fetches every topic's but does not keep it (Tansu's answer to the
+    bootstrap request held every topic; Apache Kafka's holds none).
+    """
+    await consumer._client.add_topic(topic)  # aiokafka has no public call for this
+    return set(consumer.partitions_for_topic(topic) or ())
+
+
 async def topic_partitions(
     consumer: AIOKafkaConsumer, topic: str, only: Collection[int] | None = None
 ) -> list[TopicPartition]:
-    await consumer.topics()
-    existing = consumer.partitions_for_topic(topic) or set()
+    existing = await known_partitions(consumer, topic)
     return [TopicPartition(topic, p) for p in sorted(existing) if only is None or p in only]
 
 

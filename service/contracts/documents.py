@@ -58,19 +58,23 @@ def _contract_broker() -> KafkaBroker:
     return broker
 
 
-def build_documents() -> dict[str, Any]:
-    asyncapi = AsyncAPI(
+def contract_asyncapi() -> AsyncAPI:
+    """The AsyncAPI contract: what `schemas/asyncapi.json` holds and `/asyncapi` shows."""
+    return AsyncAPI(
         _contract_broker(),
         title="Face registration service",
         version="0.1.0",
         description="RegisterCustomFace over Kafka: commands in, one result per command out.",
     )
+
+
+def build_documents() -> dict[str, Any]:
     return {
         "register-custom-face-command.schema.json": RegisterCustomFaceCommand.model_json_schema(),
         "register-succeeded.schema.json": RegisterSucceeded.model_json_schema(),
         "register-failed.schema.json": RegisterFailed.model_json_schema(),
         "face-registered.schema.json": FaceRegistered.model_json_schema(),
-        "asyncapi.json": asyncapi.to_specification().to_jsonable(),
+        "asyncapi.json": contract_asyncapi().to_specification().to_jsonable(),
     }
 
 

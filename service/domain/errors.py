@@ -7,6 +7,7 @@ from enum import StrEnum
 
 class ErrorCode(StrEnum):
     INVALID_USER_ID = "InvalidParameter.UserId"
+    INVALID_PARTITION = "InvalidParameter.Partition"
     INVALID_MESSAGE = "InvalidParameter.Message"
     INVALID_REQUEST_ID = "InvalidParameter.RequestId"
     INVALID_CATEGORY_ID = "InvalidParameter.CategoryId"

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 import time
 import uuid
@@ -87,29 +88,51 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_bootstrap(command: argparse.ArgumentParser) -> None:
-    settings = Settings()
+    # Defaults come from the settings when the command runs, not here: --help works
+    # whatever the environment holds.
     command.add_argument(
         "--bootstrap-servers",
-        default=settings.bootstrap_servers,
         help="default: KAFKA_BOOTSTRAP_SERVERS, else the embedded broker's address",
     )
-    command.add_argument("--commands-topic", default=settings.commands_topic)
-    command.add_argument("--results-topic", default=settings.results_topic)
+    command.add_argument("--commands-topic", help=_setting_default("commands_topic"))
+    command.add_argument("--results-topic", help=_setting_default("results_topic"))
+
+
+def _setting_default(name: str) -> str:
+    return f"default: {name.upper()}, else {Settings.model_fields[name].default}"
+
+
+def _fill_from_settings(args: argparse.Namespace) -> None:
+    """The Kafka options not given on the command line, from the settings."""
+    options = ("bootstrap_servers", "commands_topic", "results_topic")
+    if any(getattr(args, option) is None for option in options):
+        settings = Settings()
+        for option in options:
+            if getattr(args, option) is None:
+                setattr(args, option, getattr(settings, option))
 
 
 def _run(_args: argparse.Namespace) -> int:
     from service.bootstrap import Service
     from service.logs import configure_logging
+    from service.service_layer.startup import StartupFailed
 
     settings = Settings()
     configure_logging(settings.log_level)
-    asyncio.run(Service(settings).app().run())
+    try:
+        asyncio.run(Service(settings).app().run())
+    except StartupFailed as failure:
+        logging.getLogger("service").error(
+            f"cannot start: {failure.cause}", extra={"fix": failure.fix}
+        )
+        return 1
     return 0
 
 
 def _register(args: argparse.Namespace) -> int:
     from service.entrypoints.client import RegisterRequest, register
 
+    _fill_from_settings(args)
     request = RegisterRequest(
         user=args.user,
         category_id=args.category_id,
@@ -136,6 +159,7 @@ def _register(args: argparse.Namespace) -> int:
 def _results(args: argparse.Namespace) -> int:
     from service.entrypoints.client import follow_results
 
+    _fill_from_settings(args)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(follow_results(args.bootstrap_servers, args.results_topic, args.from_beginning))
     return 0

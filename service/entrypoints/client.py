@@ -10,6 +10,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from service.adapters.topic_reader import known_partitions
+
 
 @dataclass(frozen=True)
 class RegisterRequest:
@@ -94,9 +96,7 @@ async def follow_results(bootstrap: str, topic: str, from_beginning: bool) -> No
 async def _consumer_at_end(bootstrap: str, topic: str) -> AIOKafkaConsumer:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
-    partitions = consumer.partitions_for_topic(topic) or set()
-    if not partitions:
-        partitions = await _wait_for_partitions(consumer, topic)
+    partitions = await _wait_for_partitions(consumer, topic)
     assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
     consumer.assign(assigned)
     await consumer.seek_to_end(*assigned)
@@ -108,11 +108,9 @@ async def _consumer_at_end(bootstrap: str, topic: str) -> AIOKafkaConsumer:
 async def _wait_for_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     async with asyncio.timeout(10):
         while True:
-            await consumer.topics()
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions:
-                return set(partitions)
-            await asyncio.sleep(0.2)
+            if partitions := await known_partitions(consumer, topic):
+                return partitions
+            await asyncio.sleep(0.2)  # a topic being created: metadata has no notification
 
 
 def _json(value: bytes | None) -> dict[str, Any]:

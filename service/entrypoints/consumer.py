@@ -49,7 +49,9 @@ async def _parse_without_headers(
     return await original(tuple(dataclasses.replace(r, headers=()) for r in records))
 
 
-def incoming_record(record: ConsumerRecord[bytes, bytes]) -> IncomingRecord:
+def incoming_record(
+    record: ConsumerRecord[bytes, bytes], partition_count: int | None
+) -> IncomingRecord:
     return IncomingRecord(
         topic=record.topic,
         partition=record.partition,
@@ -57,7 +59,14 @@ def incoming_record(record: ConsumerRecord[bytes, bytes]) -> IncomingRecord:
         timestamp_ms=record.timestamp,
         key=record.key,
         value=record.value,
+        partition_count=partition_count,
     )
+
+
+def partition_count(consumer: AIOKafkaConsumer, topic: str) -> int | None:
+    """The topic's partition count in the consumer's metadata: the one the producers'
+    partitioners divide by. None if the metadata does not know the topic."""
+    return len(consumer.partitions_for_topic(topic) or ()) or None
 
 
 def _no_body_decoding(_message: Any) -> None:
@@ -89,4 +98,5 @@ def subscribe_commands(
         async def commit(positions: dict[int, int]) -> None:
             await consumer.commit({TopicPartition(topic, p): o for p, o in positions.items()})
 
-        await handle([incoming_record(r) for r in records], commit)
+        count = partition_count(consumer, topic)
+        await handle([incoming_record(r, count) for r in records], commit)

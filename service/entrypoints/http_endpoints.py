@@ -1,29 +1,82 @@
-"""Liveness, readiness and metrics over plain HTTP for Kubernetes and Prometheus.
+"""Liveness, readiness, metrics and the AsyncAPI contract over HTTP, for Kubernetes,
+Prometheus and the teams that talk to the service.
 
-Three GET routes do not justify a web framework: asyncio's server reads one request line
-and headers, answers, and closes the connection.
+FastStream's ASGI app routes (given no broker: the service starts and stops its own),
+prometheus_client renders the metrics, and uvicorn serves them in the service's event
+loop, from before the models load until after the broker has drained.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+import uvicorn
+from faststream.asgi import AsgiFastStream, AsgiResponse, AsyncAPIRoute, get
+from faststream.asgi.types import ASGIApp, Scope
+from prometheus_client import CollectorRegistry, make_asgi_app
+
+from service.contracts.documents import contract_asyncapi
 
 LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/readyz"
 METRICS_PATH = "/metrics"
+ASYNCAPI_PATH = "/asyncapi"
+ASYNCAPI_JSON_PATH = "/asyncapi.json"
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
 
 log = logging.getLogger("service.http")
 
-_REQUEST_TIMEOUT_S = 5.0
-_MAX_HEADER_LINES = 100
+_SHUTDOWN_TIMEOUT_S = 5
+
+
+def edge_app(readiness: Readiness, registry: CollectorRegistry) -> AsgiFastStream:
+    prometheus = make_asgi_app(registry)
+
+    @get(include_in_schema=False)
+    async def liveness(scope: Scope) -> AsgiResponse:
+        # The event loop answered: the process is alive. Dependencies are readiness's.
+        return AsgiResponse(b"ok\n", 200, {"Content-Type": "text/plain"})
+
+    @get(include_in_schema=False)
+    async def ready(scope: Scope) -> AsgiResponse:
+        checks = await readiness()
+        verdict = all(checks.values())
+        body = json.dumps({"ready": verdict, "checks": checks}).encode() + b"\n"
+        return AsgiResponse(body, 200 if verdict else 503, {"Content-Type": "application/json"})
+
+    @get(include_in_schema=False)
+    async def metrics(scope: Scope) -> ASGIApp:
+        return prometheus  # behind GET like the others, and text or OpenMetrics as asked
+
+    return AsgiFastStream(
+        asgi_routes=[
+            (LIVENESS_PATH, liveness),
+            (READINESS_PATH, ready),
+            (METRICS_PATH, metrics),
+        ],
+        # The live broker's own schema is empty (its consumer decodes raw records and is
+        # left out of the schema): the page shows the contract other teams code against.
+        specification=contract_asyncapi(),
+        asyncapi_path=AsyncAPIRoute(
+            ASYNCAPI_PATH, asyncapi_json_path=ASYNCAPI_JSON_PATH, try_it_out_path=None
+        ),
+        logger=log,
+    )
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn as a guest of the service's event loop: SIGTERM stays the service's, whose
+    drain must come before the endpoints close."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class HttpEndpoints:
@@ -31,66 +84,33 @@ class HttpEndpoints:
         self, host: str, port: int, readiness: Readiness, registry: CollectorRegistry
     ) -> None:
         self._host, self._port = host, port
-        self._readiness = readiness
-        self._registry = registry
-        self._server: asyncio.Server | None = None
+        self._server = _EmbeddedServer(
+            uvicorn.Config(
+                edge_app(readiness, registry),
+                host=host,
+                port=port,
+                lifespan="off",  # the service's lifespan starts and stops the broker
+                interface="asgi3",
+                http="h11",
+                ws="none",
+                proxy_headers=False,
+                log_config=None,  # through the service's JSON logging
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=_SHUTDOWN_TIMEOUT_S,
+            )
+        )
+        self._serving: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self._host, self._port)
+        self._server.config.load()
+        # Bound here, so a port in use fails start() rather than uvicorn exiting a task.
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        listener = socket.create_server((self._host, self._port), family=family)
+        self._serving = asyncio.create_task(self._server.serve(sockets=[listener]))
         log.info("http endpoints listening", extra={"host": self._host, "port": self._port})
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            path = await asyncio.wait_for(_request_path(reader), _REQUEST_TIMEOUT_S)
-            status, content_type, body = await self._answer(path)
-        except (TimeoutError, ValueError, ConnectionError):
-            status, content_type, body = 400, "text/plain", b"bad request\n"
-        head = (
-            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\n\r\n"
-        )
-        with contextlib.suppress(ConnectionError):
-            writer.write(head.encode() + body)
-            await writer.drain()
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
-
-    async def _answer(self, path: str | None) -> tuple[int, str, bytes]:
-        if path == LIVENESS_PATH:
-            # The event loop answered: the process is alive. Dependencies are readiness's.
-            return 200, "text/plain", b"ok\n"
-        if path == READINESS_PATH:
-            checks = await self._readiness()
-            ready = all(checks.values())
-            body = json.dumps({"ready": ready, "checks": checks}).encode() + b"\n"
-            return (200 if ready else 503), "application/json", body
-        if path == METRICS_PATH:
-            return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
-        if path is None:
-            return 405, "text/plain", b"only GET\n"
-        return 404, "text/plain", b"not found\n"
-
-
-async def _request_path(reader: asyncio.StreamReader) -> str | None:
-    """The path of a GET request (query dropped), or None for another method."""
-    method, target, _ = (await reader.readline()).decode("latin-1").split(" ", 2)
-    for _ in range(_MAX_HEADER_LINES):
-        if (await reader.readline()) in (b"\r\n", b"\n", b""):
-            break
-    return target.split("?", 1)[0] if method in ("GET", "HEAD") else None
-
-
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    503: "Service Unavailable",
-}
+        if self._serving is not None:
+            self._server.should_exit = True
+            await self._serving

@@ -24,7 +24,7 @@ from service.adapters.event_log import read_face_events
 from service.adapters.result_publisher import DiscardingPublisher, KafkaJsonPublisher
 from service.adapters.topic_reader import read_to_end, topic_partitions
 from service.bootstrap import open_pipeline, retry_policy
-from service.entrypoints.consumer import incoming_record
+from service.entrypoints.consumer import incoming_record, partition_count
 from service.service_layer.intake import IncomingRecord
 from service.service_layer.ports import MessagePublisher, PersonStore
 from service.service_layer.restore import apply_face_events
@@ -136,7 +136,8 @@ async def _command_batches(
             begin = {tp: await consumer.position(tp) for tp in partitions}
             progress.total = sum(max(0, end[tp] - begin[tp]) for tp in partitions)
         async for batch in read_to_end(consumer, end, settings.max_records_in_flight):
-            yield [incoming_record(r) for r in batch]
+            count = partition_count(consumer, settings.commands_topic)
+            yield [incoming_record(r, count) for r in batch]
             await consumer.commit()
             if progress is not None:
                 progress.advance(len(batch))

@@ -24,13 +24,14 @@ from service.domain.commands import RegisterFace
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.limiter import UserRateLimiter
 from service.logs import redact_url
-from service.metrics import observe_limiter, observe_outcome
+from service.metrics import observe_limiter, observe_outcome, observe_partition_mismatch
 from service.service_layer.intake import (
     Envelope,
     IncomingRecord,
     Unreadable,
     open_envelope,
     parse_command,
+    wrong_partition,
 )
 from service.service_layer.ports import DeadLetters, MessagePublisher
 from service.service_layer.register import Outcome, RegisterFaceHandler, unexpected_failure
@@ -92,6 +93,7 @@ class CommandBatchProcessor:
         retry: RetryPolicy,
         system_category_keys: Collection[str],
         max_command_bytes: int,
+        check_key_partition: bool = True,
     ) -> None:
         self._handler = handler
         self._throttle = throttle
@@ -101,6 +103,7 @@ class CommandBatchProcessor:
         self._retry = retry
         self._system_category_keys = frozenset(system_category_keys)
         self._max_command_bytes = max_command_bytes
+        self._check_key_partition = check_key_partition
 
     async def process(self, records: Sequence[IncomingRecord]) -> list[Outcome]:
         """Returns once every record of the batch has had its result published.
@@ -165,9 +168,15 @@ class CommandBatchProcessor:
         )
 
     def _admit(self, envelope: Envelope) -> RegisterFace:
+        """The key first, then its partition, then the limiter, then the fields: a record on
+        the wrong partition never counts in a window kept for that partition's users."""
         owner = envelope.owner
-        if owner is not None and not self._throttle.admit(owner, envelope.record):
-            raise Rejected(ErrorCode.THROTTLED, "the user's request rate is over its limit")
+        if owner is not None:
+            if self._check_key_partition and (misplaced := wrong_partition(envelope)):
+                observe_partition_mismatch()
+                raise misplaced
+            if not self._throttle.admit(owner, envelope.record):
+                raise Rejected(ErrorCode.THROTTLED, "the user's request rate is over its limit")
         return parse_command(envelope, self._system_category_keys)
 
     async def _answered(

@@ -13,6 +13,7 @@ from service.contracts.messages import RegisterCustomFaceCommand
 from service.domain.commands import RegisterFace
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.ids import LibraryId, derive_request_id, identity_key
+from service.domain.partitioning import key_partition
 
 RESERVED_PERSON_KEY = identity_key("ALL")
 
@@ -27,7 +28,9 @@ _FIELD_CODES = {
 
 @dataclass(frozen=True)
 class IncomingRecord:
-    """A commands-topic record, free of any Kafka client type."""
+    """A commands-topic record, free of any Kafka client type. `partition_count` is the
+    topic's, as the consumer sees it; None when unknown, and then the key's partition is
+    not checked."""
 
     topic: str
     partition: int
@@ -35,6 +38,7 @@ class IncomingRecord:
     timestamp_ms: int
     key: bytes | None
     value: bytes | None
+    partition_count: int | None = None
 
 
 class Unreadable(Rejected):
@@ -62,6 +66,32 @@ def open_envelope(record: IncomingRecord, max_bytes: int) -> Envelope:
         else derive_request_id(record.topic, record.partition, record.offset)
     )
     return Envelope(record=record, owner=_owner(record.key), request_id=request_id, body=body)
+
+
+def wrong_partition(envelope: Envelope) -> Rejected | None:
+    """The refusal of a record that is not on the partition Kafka's default partitioner gives
+    its key, or None. A user's commands must all sit there: the limiter and the order of a
+    person's commands are kept per partition. A record without a usable key is left to
+    `parse_command` (InvalidParameter.UserId).
+
+    Not Unreadable: the command itself is sound and its producer gets the fix in the
+    result, while a misconfigured producer misplaces most of its records, which would fill
+    the dead-letter topic with copies of good commands.
+    """
+    record = envelope.record
+    if envelope.owner is None or not record.key or record.partition_count is None:
+        return None
+    expected = key_partition(record.key, record.partition_count)
+    if record.partition == expected:
+        return None
+    return Rejected(
+        ErrorCode.INVALID_PARTITION,
+        f"the record is on partition {record.partition} of {record.topic}, but its key "
+        f"belongs on partition {expected} of {record.partition_count}, where Kafka's "
+        "default (murmur2) partitioner puts it and all of the user's commands must be: "
+        "librdkafka clients (confluent-kafka, kcat) need partitioner=murmur2_random, "
+        "and no producer may choose the partition by hand",
+    )
 
 
 def parse_command(envelope: Envelope, system_category_keys: Collection[str]) -> RegisterFace:

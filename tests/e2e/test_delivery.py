@@ -9,18 +9,21 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 
-from service.adapters.embedded_kafka import ensure_topics
 from service.adapters.event_log import read_face_events
 from service.adapters.mongo import open_database
 from service.adapters.person_store import MongoPersonStore
 from service.service_layer.restore import apply_face_events
 from service.service_layer.retry import RetryPolicy
+from tests.support import suite_kafka
+from tests.support.apache_kafka import ApacheKafka
 from tests.support.image_server import ImageServer
 from tests.support.images import small_no_face, tom_variants
 from tests.support.kafka_client import CommandClient, new_request_id
@@ -45,8 +48,7 @@ class Deployment:
         return ServiceProcess(
             ServiceProcess.environment(
                 KAFKA_BOOTSTRAP_SERVERS=self.bootstrap,
-                KAFKA_ENABLE_IDEMPOTENCE="false",  # Tansu cannot do InitProducerId
-                KAFKA_FETCH_MAX_WAIT_MS="10",  # Tansu holds a fetch for its whole wait
+                **suite_kafka.service_env(),
                 COMMANDS_TOPIC=self.topics["commands"],
                 RESULTS_TOPIC=self.topics["results"],
                 EVENTS_TOPIC=self.topics["events"],
@@ -61,17 +63,26 @@ class Deployment:
         )
 
 
+@asynccontextmanager
+async def deployed(
+    kafka: str, deepface_home: Path, image_server: ImageServer
+) -> AsyncIterator[Deployment]:
+    topics = await suite_kafka.create_topics(kafka, suite_kafka.topic_names())
+    suffix = uuid.uuid4().hex[:8]
+    client = CommandClient(kafka, topics["commands"], topics["results"], topics["events"])
+    await client.start()
+    try:
+        yield Deployment(kafka, topics, f"group-{suffix}", client, deepface_home, image_server)
+    finally:
+        await client.stop()
+
+
 @pytest_asyncio.fixture
 async def deployment(
     kafka: str, deepface_home: Path, image_server: ImageServer
 ) -> AsyncIterator[Deployment]:
-    suffix = uuid.uuid4().hex[:8]
-    topics = {name: f"{name}-{suffix}" for name in ("commands", "results", "events", "dlq")}
-    await ensure_topics(kafka, list(topics.values()), partitions=4)
-    client = CommandClient(kafka, topics["commands"], topics["results"], topics["events"])
-    await client.start()
-    yield Deployment(kafka, topics, f"group-{suffix}", client, deepface_home, image_server)
-    await client.stop()
+    async with deployed(kafka, deepface_home, image_server) as deployment:
+        yield deployment
 
 
 @dataclass(frozen=True)
@@ -235,3 +246,31 @@ async def test_two_services_in_one_group_share_the_work_and_answer_once(
         assert one.commands_done() > 0 and two.commands_done() > 0
     finally:
         await asyncio.gather(one.stop(), two.stop())
+
+
+@pytest.mark.apache_kafka
+async def test_a_killed_broker_restarted_on_its_log_loses_nothing_and_stores_nothing_twice(
+    tmp_path: Path, deepface_home: Path, image_server: ImageServer
+) -> None:
+    broker = ApacheKafka(tmp_path / "kafka")  # its own: the suite's broker stays up
+    await broker.start()
+    try:
+        async with deployed(broker.bootstrap_servers, deepface_home, image_server) as deployment:
+            service = deployment.service()
+            await service.start()
+            try:
+                sent = await send_workload(deployment.client, image_server, count=200)
+                await service.wait_for_log(lambda e: service.commands_done() >= 40, 240)
+                await broker.kill()
+                done_at_kill = service.commands_done()
+                await broker.start()
+
+                await assert_delivered_exactly(deployment, sent)
+                assert done_at_kill < len(sent), "the kill came too late to test anything"
+                assert service.process is not None and service.process.returncode is None
+                results = await wait_until_answered(deployment.client, sent)
+                await assert_service_store_has_every_face(deployment, sent, results)
+            finally:
+                await service.stop()
+    finally:
+        await broker.stop()

@@ -148,6 +148,40 @@ async def test_metrics_count_commands_stages_and_limiter_decisions(
     assert await probe.metric("face_register_worker_restarts_total") == 0
 
 
+async def test_metrics_carry_faststreams_broker_metrics_next_to_ours(
+    started: tuple[ServiceProcess, Probe, list[tuple[int, int, Any]], str],
+) -> None:
+    _, probe, _, bootstrap = started
+    client = CommandClient(
+        bootstrap, "face.register.commands", "face.register.results", "face.register.events"
+    )
+    service = {"app_name": "face-register-service", "broker": "kafka"}
+    received = {**service, "handler": "face.register.commands"}
+    published = {**service, "destination": "face.register.results", "status": "success"}
+    await client.start()
+    received_before = await probe.metric("faststream_received_messages_total", **received)
+    published_before = await probe.metric("faststream_published_messages_total", **published)
+    try:
+        bad = await client.register(
+            "broker-metrics-user", {"CategoryId": "c", "PersonId": "p", "ImageUrl": "not a url"}
+        )
+    finally:
+        await client.stop()
+
+    assert bad["Code"] == "InvalidParameter.ImageUrl", bad
+    assert (
+        await probe.metric("faststream_received_messages_total", **received) == received_before + 1
+    )
+    # The result can reach the client before the service has its producer's acknowledgement.
+    async with asyncio.timeout(10):
+        while True:
+            now = await probe.metric("faststream_published_messages_total", **published)
+            if now != published_before:
+                break
+            await asyncio.sleep(0.1)  # a probe polls; there is nothing to wait on
+    assert now == published_before + 1
+
+
 async def test_readiness_turns_false_when_the_broker_goes_away(
     started: tuple[ServiceProcess, Probe, list[tuple[int, int, Any]], str],
 ) -> None:

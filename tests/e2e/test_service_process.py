@@ -4,6 +4,7 @@ commands from the README in a second process."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from typing import Any
 import pytest_asyncio
 
 from tests.conftest import free_port, mongodb_uri
+from tests.support import reaper
 from tests.support.image_server import IMAGE_HOST, ImageServer
 from tests.support.images import fixture_bytes
 
@@ -68,9 +70,13 @@ async def running_service(
         await service.read_logs_until("service ready")
         yield service
     finally:
+        started = reaper.descendants(process.pid)  # workers, and the embedded broker
         if process.returncode is None:
             process.kill()
             await process.wait()
+        for pid in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 async def face_service(*args: str, timeout_s: float = 90) -> tuple[int, str]:

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest_asyncio
 
-from service.adapters.embedded_kafka import ensure_topics
 from service.adapters.mongo import open_database
 from service.adapters.person_store import MongoPersonStore
 from service.bootstrap import Service
 from service.entrypoints.replay import Progress, StartAt, replay_commands, replay_events
 from service.settings import Settings
+from tests.support import suite_kafka
 from tests.support.image_server import ImageServer
 from tests.support.images import fixture_bytes, small_no_face, tom_variants
 from tests.support.kafka_client import CommandClient
@@ -90,9 +90,9 @@ async def send_mixed_workload(client: CommandClient, server: ImageServer) -> lis
 async def live_run(
     kafka: str, deepface_home: Path, image_server: ImageServer
 ) -> AsyncIterator[LiveRun]:
-    suffix = uuid.uuid4().hex[:8]
-    topics = {n: f"{n}-{suffix}" for n in ("commands", "results", "events", "dlq", "replayed")}
-    await ensure_topics(kafka, list(topics.values()), partitions=4)
+    names = suite_kafka.topic_names("commands", "results", "events", "dlq", "replayed")
+    # The workload sets the call times the limiter judges, so the broker must keep them.
+    topics = await suite_kafka.create_topics(kafka, names, commands_log_append_time=False)
     settings = service_settings(kafka, topics, deepface_home, image_server, rate_limit_per_second=5)
     async with Service(settings).running() as service:
         client = CommandClient(kafka, topics["commands"], topics["results"])

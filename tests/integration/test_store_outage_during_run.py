@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
 
-from service.adapters.embedded_kafka import ensure_topics
 from service.bootstrap import Service
 from service.domain.commands import RegisterFace
 from service.domain.errors import TransientError
 from service.domain.person import FaceImage, Person
 from service.service_layer.ports import PersonStore
+from tests.support import suite_kafka
 from tests.support.image_server import ImageServer
 from tests.support.images import tom_variants
 from tests.support.kafka_client import CommandClient
@@ -51,9 +50,7 @@ class StoreOutage:
 async def outage_setup(
     kafka: str, deepface_home: Path, image_server: ImageServer
 ) -> AsyncIterator[tuple[StoreOutage, CommandClient]]:
-    suffix = uuid.uuid4().hex[:8]
-    topics = {name: f"{name}-{suffix}" for name in ("commands", "results", "events", "dlq")}
-    await ensure_topics(kafka, list(topics.values()), partitions=4)
+    topics = await suite_kafka.create_topics(kafka, suite_kafka.topic_names())
     settings = service_settings(
         kafka, topics, deepface_home, image_server, retry_attempts=12, retry_base_delay_s=0.1
     )

@@ -10,7 +10,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from service.adapters.topic_reader import topic_partitions
+from tests.support import suite_kafka
 
 
 @dataclass(frozen=True)
@@ -49,15 +52,16 @@ class CommandClient:
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, linger_ms=5)
         await self._producer.start()
-        # Tansu holds a fetch for its whole wait: a short one keeps latencies honest.
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, fetch_max_wait_ms=10)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            fetch_max_wait_ms=suite_kafka.client_fetch_max_wait_ms(),
+        )
         await self._consumer.start()
-        await self._consumer.topics()
         assigned = [
-            TopicPartition(topic, p)
+            partition
             for topic in (self.results_topic, self.events_topic, self.dlq_topic)
             if topic
-            for p in sorted(self._consumer.partitions_for_topic(topic) or set())
+            for partition in await topic_partitions(self._consumer, topic)
         ]
         self._consumer.assign(assigned)
         await self._consumer.seek_to_beginning(*assigned)
@@ -112,14 +116,39 @@ class CommandClient:
         await self.send_raw(user.encode(), json.dumps(body).encode(), timestamp_ms)
         return str(body["RequestId"])
 
+    async def send_burst(
+        self, commands: list[tuple[str, dict[str, Any]]], timestamps_ms: list[int] | None = None
+    ) -> list[str]:
+        """Commands queued at once, in order, and sent in as few requests as the producer
+        makes: they reach the broker within milliseconds of each other."""
+        bodies = [(user, {"RequestId": new_request_id(), **body}) for user, body in commands]
+        deliveries = [
+            await self._producer.send(
+                self.commands_topic,
+                json.dumps(body).encode(),
+                key=user.encode(),
+                timestamp_ms=timestamps_ms[i] if timestamps_ms else None,
+            )
+            for i, (user, body) in enumerate(bodies)
+        ]
+        await asyncio.gather(*deliveries)
+        return [str(body["RequestId"]) for _, body in bodies]
+
     async def result(self, request_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
         return (await self.results_for([request_id], timeout_s))[request_id]
 
     async def results_for(
         self, request_ids: list[str], timeout_s: float = 120.0
     ) -> dict[str, dict[str, Any]]:
-        async with asyncio.timeout(timeout_s), self._arrived:
-            await self._arrived.wait_for(lambda: all(r in self.results for r in request_ids))
+        try:
+            async with asyncio.timeout(timeout_s), self._arrived:
+                await self._arrived.wait_for(lambda: all(r in self.results for r in request_ids))
+        except TimeoutError:
+            missing = [r for r in request_ids if r not in self.results]
+            raise AssertionError(
+                f"{len(missing)} of {len(request_ids)} results missing after {timeout_s} s, "
+                f"e.g. {missing[:3]}"
+            ) from None
         return {r: self.results[r][0] for r in request_ids}
 
     async def all_results(

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.support import reaper
 
 FACE_SERVICE = str(Path(sys.executable).parent / "face-service")
 START_TIMEOUT_S = 180
@@ -21,8 +25,10 @@ class ServiceProcess:
     def __init__(self, env: dict[str, str]) -> None:
         self._env = env
         self.logs: list[LogEntry] = []
+        self.other_stderr: list[str] = []  # a traceback, TensorFlow's own lines
         self._logged = asyncio.Condition()
         self.process: asyncio.subprocess.Process | None = None
+        self._started: list[int] = []
 
     @classmethod
     def environment(cls, **settings: str) -> dict[str, str]:
@@ -48,6 +54,9 @@ class ServiceProcess:
         )
         self._reader = asyncio.create_task(self._read_logs())
         await self.wait_for_log(lambda e: e.get("message") == "service ready", START_TIMEOUT_S)
+        # Its embedded broker lives in a session of its own and outlives a kill of the
+        # service's group on purpose (a restart finds it): `stop` ends it too.
+        self._started = reaper.descendants(self.process.pid)
 
     async def _read_logs(self) -> None:
         assert self.process is not None and self.process.stderr is not None
@@ -55,7 +64,8 @@ class ServiceProcess:
             try:
                 entry = json.loads(line)
             except ValueError:
-                continue  # TensorFlow's own lines before our logging starts
+                self.other_stderr.append(line.decode(errors="replace").rstrip())
+                continue
             async with self._logged:
                 self.logs.append(entry)
                 self._logged.notify_all()
@@ -70,7 +80,10 @@ class ServiceProcess:
             await self._logged.wait_for(lambda: found() is not None or self._reader.done())
         entry = found()
         if entry is None:
-            raise AssertionError(f"the service exited; last log lines: {self.logs[-5:]}")
+            raise AssertionError(
+                f"the service exited with {self.process and self.process.returncode}; "
+                f"last log lines: {self.logs[-5:]}; other stderr: {self.other_stderr[-15:]}"
+            )
         return entry
 
     def commands_done(self) -> int:
@@ -100,6 +113,48 @@ class ServiceProcess:
         return code
 
     async def stop(self) -> None:
+        """Everything this service started, killed."""
         if self.process is not None and self.process.returncode is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             await self.process.wait()
+        for pid in self._started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class Exited:
+    """A `face-service` command run to its end."""
+
+    code: int
+    logs: list[LogEntry]  # the JSON lines on stderr
+    other_stderr: list[str]  # any other line there: a traceback, a warning
+    stdout: str
+
+
+async def run_to_exit(env: dict[str, str], *args: str, timeout_s: float) -> Exited:
+    """`face-service *args` until it exits by itself; killed (and the test failed) when it
+    has not within `timeout_s`."""
+    process = await asyncio.create_subprocess_exec(
+        FACE_SERVICE,
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            stdout, stderr = await process.communicate()
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+    logs, other = [], []
+    for line in stderr.decode().splitlines():
+        try:
+            logs.append(json.loads(line))
+        except ValueError:
+            other.append(line)
+    assert process.returncode is not None
+    return Exited(process.returncode, logs, other, stdout.decode())

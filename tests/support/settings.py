@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from service.settings import Settings
+from tests.support import suite_kafka
 from tests.support.image_server import ImageServer
 
 
@@ -21,8 +22,7 @@ def service_settings(
     suffix = uuid.uuid4().hex[:8]
     values: dict[str, Any] = {
         "kafka_bootstrap_servers": kafka,
-        "kafka_enable_idempotence": False,  # Tansu cannot do InitProducerId
-        "kafka_fetch_max_wait_ms": 10,  # Tansu holds a fetch for its whole wait
+        **suite_kafka.service_overrides(),
         "commands_topic": topics["commands"],
         "results_topic": topics["results"],
         "events_topic": topics["events"],

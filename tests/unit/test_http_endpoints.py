@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest_asyncio
+from prometheus_client import generate_latest
 
+from service.bootstrap import Service
+from service.contracts.documents import SCHEMAS_DIR
 from service.entrypoints.http_endpoints import HttpEndpoints
 from service.metrics import LiveCounts, observe_outcome, service_registry
+from service.settings import Settings
 from tests.conftest import free_port
 
 
@@ -77,3 +82,32 @@ async def test_other_paths_methods_and_garbage_get_errors_not_a_crash(
     assert answer.startswith(b"HTTP/1.1 400")
     async with httpx.AsyncClient() as http:
         assert (await http.get(base + "/healthz")).status_code == 200
+
+
+async def test_the_asyncapi_page_shows_the_contract_with_its_channels(
+    served: tuple[str, Checks],
+) -> None:
+    base, _ = served
+    async with httpx.AsyncClient() as http:
+        page = await http.get(base + "/asyncapi")
+        document = await http.get(base + "/asyncapi.json")
+    contract = json.loads((SCHEMAS_DIR / "asyncapi.json").read_text(encoding="utf-8"))
+    assert document.status_code == 200
+    assert document.json() == contract
+    assert {channel["address"] for channel in contract["channels"].values()} == {
+        "face.register.commands",
+        "face.register.results",
+        "face.register.events",
+    }
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert all(channel in page.text for channel in contract["channels"])
+
+
+def test_each_service_registry_holds_our_metrics_and_faststreams_broker_metrics() -> None:
+    first, second = Service(Settings(http_port=0)), Service(Settings(http_port=0))
+    for service in (first, second):
+        text = generate_latest(service.metrics).decode()
+        assert "face_register_records_in_flight 0.0" in text
+        assert "# TYPE faststream_received_messages_total counter" in text
+        assert "# TYPE faststream_published_messages_total counter" in text
