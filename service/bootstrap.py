@@ -28,16 +28,23 @@ from service.adapters.model_weights import place_weights
 from service.adapters.person_store import MongoPersonStore
 from service.adapters.public_address import AddressPolicy
 from service.adapters.result_publisher import KafkaJsonPublisher
+from service.domain.commands import RegisterFace
 from service.domain.faces import FacePolicy
-from service.domain.ids import identity_key
 from service.domain.person import ModelProvenance
-from service.entrypoints.consumer import CommandPartitions, Commit, subscribe_commands
+from service.entrypoints.command_flow import CommandFlow, Commit
+from service.entrypoints.consumer import CommandPartitions, subscribe_commands
 from service.entrypoints.http_endpoints import HttpEndpoints
 from service.metrics import LiveCounts, service_registry
-from service.service_layer.batch import CommandBatchProcessor, PartitionThrottle
+from service.service_layer.handling import CommandHandling, PartitionThrottle, intake_rules
 from service.service_layer.intake import IncomingRecord
-from service.service_layer.pipeline import CommandPipeline
-from service.service_layer.ports import DeadLetters, MessagePublisher, PersonStore
+from service.service_layer.messagebus import MessageBus
+from service.service_layer.ports import (
+    DeadLetters,
+    FaceAnalyser,
+    ImageFetcher,
+    MessagePublisher,
+    PersonStore,
+)
 from service.service_layer.register import MatchPolicy, RegisterFaceHandler
 from service.service_layer.restore import apply_face_events
 from service.service_layer.retry import RetryPolicy
@@ -122,11 +129,52 @@ async def wait_for_mongodb(database: Any, uri: str, settings: Settings) -> None:
         ) from error
 
 
+def bootstrap(
+    settings: Settings,
+    *,
+    store: PersonStore,
+    fetcher: ImageFetcher,
+    analyser: FaceAnalyser,
+    results: MessagePublisher,
+    events: MessagePublisher,
+    dead_letters: DeadLetters,
+    weights_sha256: str,
+) -> CommandHandling:
+    """The use cases wired to the ports they are given: the real adapters in the service
+    and in replays, fakes in unit tests."""
+    register = RegisterFaceHandler(
+        store=store,
+        fetcher=fetcher,
+        analyser=analyser,
+        provenance=ModelProvenance(
+            model=settings.face_model,
+            detector=settings.face_detector,
+            weights_sha256=weights_sha256,
+        ),
+        match=MatchPolicy(settings.face_match_enabled, settings.face_match_max_distance),
+        retry=retry_policy(settings),
+        max_images_in_memory=settings.max_images_in_memory,
+    )
+    return CommandHandling(
+        bus=MessageBus({RegisterFace: register.handle}),
+        throttle=PartitionThrottle(settings.rate_limit_per_second),
+        rules=intake_rules(
+            settings.system_category_ids,
+            settings.max_command_bytes,
+            settings.kafka_check_key_partition,
+        ),
+        results=results,
+        events=events,
+        dead_letters=dead_letters,
+        retry=retry_policy(settings),
+    )
+
+
 @dataclass
 class Pipeline:
     """Everything that turns command records into results, for the service and replays."""
 
-    processor: CommandBatchProcessor
+    handling: CommandHandling
     inference: InferencePool
 
 
@@ -153,31 +201,17 @@ async def open_pipeline(
         await inference.start()
         fetcher = image_fetcher(settings)
         stack.push_async_callback(fetcher.close)
-        handler = RegisterFaceHandler(
+        handling = bootstrap(
+            settings,
             store=store,
             fetcher=fetcher,
             analyser=inference,
-            provenance=ModelProvenance(
-                model=settings.face_model,
-                detector=settings.face_detector,
-                weights_sha256=weights.model_weights_sha256,
-            ),
-            match=MatchPolicy(settings.face_match_enabled, settings.face_match_max_distance),
-            retry=retry_policy(settings),
-            max_images_in_memory=settings.max_images_in_memory,
-        )
-        processor = CommandBatchProcessor(
-            handler=handler,
-            throttle=PartitionThrottle(settings.rate_limit_per_second),
             results=results,
             events=events,
             dead_letters=dead_letters,
-            retry=retry_policy(settings),
-            system_category_keys={identity_key(c) for c in settings.system_category_ids},
-            max_command_bytes=settings.max_command_bytes,
-            check_key_partition=settings.kafka_check_key_partition,
+            weights_sha256=weights.model_weights_sha256,
         )
-        yield Pipeline(processor=processor, inference=inference)
+        yield Pipeline(handling=handling, inference=inference)
 
 
 def image_fetcher(settings: Settings) -> HttpImageFetcher:
@@ -221,7 +255,7 @@ class Service:
         """`wrap_store` lets a test put faults between the service and its store."""
         self.settings = settings
         self._wrap_store = wrap_store or (lambda store: store)
-        self._commands: CommandPipeline | None = None
+        self._commands: CommandFlow | None = None
         self._joined = False  # the consumer has had its first partition assignment
         self._store: PersonStore | None = None
         # Once started, for operators' tools and tests.
@@ -369,10 +403,8 @@ class Service:
                     dead_letters=KafkaDeadLetters(self.broker, settings.dlq_topic),
                 )
             )
-            self._commands = CommandPipeline(
-                pipeline.processor,
-                max_in_flight=settings.max_records_in_flight,
-                retry_delay_s=settings.retry_base_delay_s,
+            self._commands = CommandFlow(
+                pipeline.handling, max_in_flight=settings.max_records_in_flight
             )
             self.inference = pipeline.inference
             try:

@@ -17,10 +17,10 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
+from service.entrypoints.command_flow import Commit
 from service.service_layer.intake import IncomingRecord
 from service.settings import Settings
 
-Commit = Callable[[dict[int, int]], Awaitable[None]]
 BatchHandler = Callable[[Sequence[IncomingRecord], Commit], Awaitable[object]]
 PartitionsChanged = Callable[[set[int]], Awaitable[None]]
 

@@ -24,7 +24,9 @@ from service.adapters.event_log import read_face_events
 from service.adapters.result_publisher import DiscardingPublisher, KafkaJsonPublisher
 from service.adapters.topic_reader import read_to_end, topic_partitions
 from service.bootstrap import open_pipeline, retry_policy
+from service.entrypoints.command_flow import CommandFlow, Commit
 from service.entrypoints.consumer import incoming_record, partition_count
+from service.service_layer.handling import Answer
 from service.service_layer.intake import IncomingRecord
 from service.service_layer.ports import MessagePublisher, PersonStore
 from service.service_layer.restore import apply_face_events
@@ -84,17 +86,28 @@ async def replay_commands(
     events_topic: str | None = None,
     progress: Progress | None = None,
 ) -> Counter[str]:
-    """Process the commands written before the call again; outcome codes counted."""
+    """Process the commands written before the call again; outcome codes counted.
+
+    The records go through the service's own flow, so they wait for one another exactly
+    as live ones do."""
     codes: Counter[str] = Counter()
+
+    def answered(answer: Answer) -> None:
+        codes[answer.outcome.code.value if answer.outcome.code else "OK"] += 1
+        if progress is not None:
+            progress.advance()
+
     async with (
         _publishers(settings, results_topic, events_topic) as (results, events),
         open_pipeline(
             settings, store, results=results, events=events, dead_letters=DiscardingDeadLetters()
         ) as pipeline,
     ):
-        async for records in _command_batches(settings, start, group_id, progress):
-            for outcome in await pipeline.processor.process(records):
-                codes[outcome.code.value if outcome.code else "OK"] += 1
+        flow = CommandFlow(pipeline.handling, settings.max_records_in_flight, answered)
+        async with _commands_consumer(settings, start, group_id, progress) as batches:
+            async for records, commit in batches:
+                await flow.take(records, commit)
+            await flow.close(deadline_s=None)
     return codes
 
 
@@ -118,9 +131,11 @@ async def _publishers(
         await broker.stop()
 
 
-async def _command_batches(
+@asynccontextmanager
+async def _commands_consumer(
     settings: Settings, start: StartAt, group_id: str, progress: Progress | None
-) -> AsyncIterator[list[IncomingRecord]]:
+) -> AsyncIterator[AsyncIterator[tuple[list[IncomingRecord], Commit]]]:
+    """The commands written before now, in batches, each with the commit of its consumer."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         group_id=group_id,
@@ -135,12 +150,17 @@ async def _command_batches(
         if progress is not None:
             begin = {tp: await consumer.position(tp) for tp in partitions}
             progress.total = sum(max(0, end[tp] - begin[tp]) for tp in partitions)
-        async for batch in read_to_end(consumer, end, settings.max_records_in_flight):
-            count = partition_count(consumer, settings.commands_topic)
-            yield [incoming_record(r, count) for r in batch]
-            await consumer.commit()
-            if progress is not None:
-                progress.advance(len(batch))
+        topic = settings.commands_topic
+
+        async def commit(positions: dict[int, int]) -> None:
+            await consumer.commit({TopicPartition(topic, p): o for p, o in positions.items()})
+
+        async def batches() -> AsyncIterator[tuple[list[IncomingRecord], Commit]]:
+            async for batch in read_to_end(consumer, end, settings.max_records_in_flight):
+                count = partition_count(consumer, topic)
+                yield [incoming_record(r, count) for r in batch], commit
+
+        yield batches()
     finally:
         await consumer.stop()
 

@@ -345,6 +345,7 @@ async def test_the_same_image_under_new_request_ids_answers_the_existing_face_id
     assert len((await stored_person(service, user, "cat-1", "p1"))["images"]) == 1
 
 
+@pytest.mark.apache_kafka  # Tansu ignores message.timestamp.type=LogAppendTime
 async def test_150_commands_in_one_second_admit_100_and_throttle_50_for_that_user_only(
     client: CommandClient, image_server: ImageServer
 ) -> None:

@@ -4,20 +4,25 @@ a person's commands are kept per partition, so a record elsewhere is refused bef
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
-from service.domain.errors import ErrorCode, Rejected
+from service.bootstrap import bootstrap
+from service.domain.errors import ErrorCode
 from service.domain.partitioning import key_partition
 from service.entrypoints.consumer import partition_count
 from service.metrics import LiveCounts, service_registry
-from service.service_layer.batch import CommandBatchProcessor, Job, PartitionThrottle
+from service.service_layer.handling import Decision
 from service.service_layer.intake import IncomingRecord
-from service.service_layer.register import Outcome, RegisterFaceHandler
-from service.service_layer.retry import RetryPolicy
+from service.service_layer.register import Outcome
 from service.settings import Settings
+from tests.fakes import (
+    CountingAnalyser,
+    CountingFetcher,
+    MemoryStore,
+    RecordingDeadLetters,
+    RecordingPublisher,
+)
 
 PARTITIONS = 4
 USER = b"user-1"
@@ -37,49 +42,41 @@ def record(
     return IncomingRecord("cmds", partition, offset, NOW_MS, key, value, partition_count)
 
 
-class Published:
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-
-    async def publish(self, owner: str | None, message: BaseModel) -> None:
-        self.messages.append(message.model_dump())
-
-
-class CopiedLetters:
-    def __init__(self) -> None:
-        self.records: list[IncomingRecord] = []
-
-    async def send(self, record: IncomingRecord, refusal: Rejected) -> None:
-        self.records.append(record)
-
-
 class Intake:
+    """The real wiring, with fakes of the ports: records decided, refusals answered."""
+
     def __init__(self, limit: int = 100, check_key_partition: bool = True) -> None:
-        self.results = Published()
-        self.dead_letters = CopiedLetters()
-        self.processor = CommandBatchProcessor(
-            handler=RegisterFaceHandler.__new__(RegisterFaceHandler),  # admitted: not run here
-            throttle=PartitionThrottle(limit),
-            results=self.results,
-            events=Published(),
-            dead_letters=self.dead_letters,
-            retry=RetryPolicy(attempts=1, base_delay_s=0),
-            system_category_keys=set(),
+        self.results = RecordingPublisher()
+        self.dead_letters = RecordingDeadLetters()
+        settings = Settings(
+            rate_limit_per_second=limit,
+            kafka_check_key_partition=check_key_partition,
             max_command_bytes=4096,
-            check_key_partition=check_key_partition,
+        )
+        self.handling = bootstrap(
+            settings,
+            store=MemoryStore(),
+            fetcher=CountingFetcher(),
+            analyser=CountingAnalyser(),
+            results=self.results,
+            events=RecordingPublisher(),
+            dead_letters=self.dead_letters,
+            weights_sha256="sha",
         )
 
-    def jobs(self, *records: IncomingRecord) -> list[Job]:
-        return self.processor.intake(records)
+    def jobs(self, *records: IncomingRecord) -> list[Decision]:
+        return self.handling.decide(records)
 
     async def refusal(self, record: IncomingRecord) -> Outcome:
-        [job] = self.jobs(record)
-        assert job.person is None, "admitted, not refused"
-        return await job.run()
+        [decision] = self.jobs(record)
+        assert decision.scope is None, "admitted, not refused"
+        answer = await decision.work()
+        await self.handling.deliver(answer)
+        return answer.outcome
 
 
-def admitted(job: Job) -> bool:
-    return job.person is not None
+def admitted(decision: Decision) -> bool:
+    return decision.scope is not None
 
 
 def mismatches_counted() -> float:
@@ -106,7 +103,7 @@ async def test_a_record_on_another_partition_is_refused_naming_both_partitions_a
     assert f"belongs on partition {HOME} of {PARTITIONS}" in outcome.message
     assert "partitioner=murmur2_random" in outcome.message
     assert "by hand" in outcome.message
-    [result] = intake.results.messages
+    [result] = intake.results.dumps()
     assert result["Code"] == "InvalidParameter.Partition"
     assert result["HttpStatusCode"] == 400
     assert mismatches_counted() == before + 1
@@ -115,7 +112,7 @@ async def test_a_record_on_another_partition_is_refused_naming_both_partitions_a
 async def test_a_misplaced_record_is_answered_but_not_dead_lettered() -> None:
     intake = Intake()
     await intake.refusal(record(AWAY))
-    assert intake.dead_letters.records == []
+    assert intake.dead_letters.sent == []
 
 
 def test_a_misplaced_record_is_refused_before_the_limiter_counts_it() -> None:

@@ -6,80 +6,20 @@ import asyncio
 
 import pytest
 
-from service.domain.commands import RegisterFace
-from service.domain.errors import ErrorCode, TransientError
-from service.domain.faces import AnalysedFace, Box
-from service.domain.person import FaceImage, ModelProvenance, Person
+from service.domain.errors import ErrorCode
+from service.domain.faces import AnalysedFace
+from service.domain.person import ModelProvenance
+from service.service_layer.ports import FaceAnalyser, ImageFetcher, PersonStore
 from service.service_layer.register import MatchPolicy, RegisterFaceHandler
 from service.service_layer.retry import RetryPolicy
+from tests.fakes import CountingAnalyser, CountingFetcher, MemoryStore
 from tests.support.commands import register_face
 
 COMMAND = register_face()
 
 
-class FlakyStore:
-    """Fails the first `failures` calls, then behaves like an empty store."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.calls = 0
-        self.added: list[FaceImage] = []
-
-    def _maybe_fail(self) -> None:
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise TransientError("MongoDB failed: AutoReconnect")
-
-    async def get_person(self, owner: str, category_key: str, person_key: str) -> Person | None:
-        self._maybe_fail()
-        return None
-
-    async def add_image(self, command: RegisterFace, image: FaceImage) -> FaceImage:
-        self._maybe_fail()
-        self.added.append(image)
-        return image
-
-
-class MemoryStore:
-    """Keeps one person's images, as the real store would."""
-
-    def __init__(self) -> None:
-        self.person: Person | None = None
-
-    async def get_person(self, owner: str, category_key: str, person_key: str) -> Person | None:
-        return self.person
-
-    async def add_image(self, command: RegisterFace, image: FaceImage) -> FaceImage:
-        images = tuple(self.person.images) if self.person else ()
-        self.person = Person(
-            owner=command.owner,
-            category_id=command.category.display,
-            category_key=command.category.key,
-            person_id=command.person.display,
-            person_key=command.person.key,
-            person_name=None,
-            images=(*images, image),
-        )
-        return image
-
-
-class CountingAnalyser:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def analyse(self, data: bytes) -> AnalysedFace:
-        self.calls += 1
-        return AnalysedFace(box=Box(0, 0, 100, 100), confidence=0.99, embedding=(0.0,) * 128)
-
-
-class Fetcher:
-    async def fetch(self, url: str) -> bytes:
-        return b"image bytes"
-
-
-class Analyser:
-    async def analyse(self, data: bytes) -> AnalysedFace:
-        return AnalysedFace(box=Box(0, 0, 100, 100), confidence=0.99, embedding=(0.0,) * 128)
+def added(store: MemoryStore) -> list[str]:
+    return [image.face_id for person in store.persons.values() for image in person.images]
 
 
 class BrokenAnalyser:
@@ -88,16 +28,16 @@ class BrokenAnalyser:
 
 
 def handler(
-    store: object,
+    store: PersonStore,
     attempts: int,
-    analyser: object | None = None,
-    fetcher: object | None = None,
+    analyser: FaceAnalyser | None = None,
+    fetcher: ImageFetcher | None = None,
     slots: int = 8,
 ) -> RegisterFaceHandler:
     return RegisterFaceHandler(
-        store=store,  # type: ignore[arg-type]
-        fetcher=fetcher or Fetcher(),  # type: ignore[arg-type]
-        analyser=analyser or Analyser(),  # type: ignore[arg-type]
+        store=store,
+        fetcher=fetcher or CountingFetcher(),
+        analyser=analyser or CountingAnalyser(),
         provenance=ModelProvenance("Dlib", "mtcnn", "sha"),
         match=MatchPolicy(enabled=True, max_distance=0.6),
         retry=RetryPolicy(attempts=attempts, base_delay_s=0),
@@ -106,33 +46,33 @@ def handler(
 
 
 async def test_a_transient_failure_is_retried_and_the_face_registered() -> None:
-    store = FlakyStore(failures=2)
+    store = MemoryStore(failures=2)
     outcome = await handler(store, attempts=3).handle(COMMAND)
     assert outcome.code is None
     assert outcome.face_id == COMMAND.face_id
-    assert [image.face_id for image in store.added] == [COMMAND.face_id]
+    assert added(store) == [COMMAND.face_id]
 
 
 async def test_internal_error_only_once_the_retry_budget_is_spent() -> None:
-    store = FlakyStore(failures=100)
+    store = MemoryStore(failures=100)
     outcome = await handler(store, attempts=4).handle(COMMAND)
     assert outcome.code is ErrorCode.INTERNAL
     assert outcome.message == "errorMsg:MongoDB failed: AutoReconnect"
     assert store.calls == 4
-    assert store.added == []
+    assert added(store) == []
 
 
 async def test_an_unforeseen_failure_is_answered_as_internal_error_and_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    store = FlakyStore(failures=0)
+    store = MemoryStore(failures=0)
     outcome = await handler(store, attempts=1, analyser=BrokenAnalyser()).handle(COMMAND)
     assert outcome.code is ErrorCode.INTERNAL
     assert outcome.message == "errorMsg:unexpected RuntimeError"
     assert any(
         r.exc_info and "an input nothing foresaw" in str(r.exc_info[1]) for r in caplog.records
     )
-    assert store.added == []
+    assert added(store) == []
 
 
 async def test_the_same_bytes_again_answer_the_stored_face_without_inference() -> None:
@@ -153,7 +93,7 @@ async def test_a_registration_waits_for_a_slot_before_it_reads_the_store() -> No
             await self.gate.wait()
             return url.encode()
 
-    store, fetcher = FlakyStore(failures=0), GatedFetcher()
+    store, fetcher = MemoryStore(failures=0), GatedFetcher()
     one_slot = handler(store, attempts=1, fetcher=fetcher, slots=1)
     first = asyncio.create_task(one_slot.handle(register_face(request_id="r-1")))
     second = asyncio.create_task(one_slot.handle(register_face(request_id="r-2")))

@@ -1,43 +1,54 @@
-"""The pipeline's promises: refusals are answered without waiting for admitted work, a
-person's commands run in order, and a partition is committed only past finished records."""
+"""The flow's promises: refusals are answered without waiting for admitted work, a person's
+commands run in order, a command over a whole library waits for the user's earlier commands
+and holds back the later ones, and a partition is committed only past finished records."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
 
-from service.service_layer.batch import Job
-from service.service_layer.intake import IncomingRecord
-from service.service_layer.offsets import OffsetLedger
-from service.service_layer.pipeline import CommandPipeline
+from service.domain.commands import Scope
+from service.entrypoints.command_flow import CommandFlow, Handling
+from service.entrypoints.offsets import OffsetLedger
+from service.service_layer.handling import Answer, Decision
+from service.service_layer.intake import Envelope, IncomingRecord
 from service.service_layer.register import Outcome
 
 
-class ScriptedProcessor:
-    """Intake that turns each record into a job waiting on a gate named by its value."""
+class ScriptedHandling:
+    """Each record's work waits on a gate named by its value: `ann-1` is a command of
+    person ann, `ALL-1` one over the whole library, anything else a refusal."""
 
     def __init__(self) -> None:
         self.gates: dict[str, asyncio.Event] = {}
+        self.started: list[str] = []
         self.finished: list[str] = []
         self.forgotten: list[int] = []
 
-    def intake(self, records: Sequence[IncomingRecord]) -> list[Job]:
-        return [self._job(r) for r in records]
+    def decide(self, records: Sequence[IncomingRecord]) -> list[Decision]:
+        return [self._decision(r) for r in records]
+
+    async def deliver(self, answer: Answer) -> None:
+        self.finished.append(str(answer.envelope.body))
 
     def forget_partition(self, partition: int) -> None:
         self.forgotten.append(partition)
 
-    def _job(self, record: IncomingRecord) -> Job:
-        name = record.value.decode()
-        person = ("u", "c", name.split("-")[0]) if "-" in name else None
+    def _decision(self, record: IncomingRecord) -> Decision:
+        name = (record.value or b"").decode()
+        scope = None
+        if name.startswith("ALL"):
+            scope = Scope(owner="u", exclusive=True)
+        elif "-" in name:
+            scope = Scope(owner="u", person=("u", "c", name.split("-")[0]))
         gate = self.gates.setdefault(name, asyncio.Event())
 
-        async def run() -> Outcome:
+        async def work() -> Answer:
+            self.started.append(name)
             await gate.wait()
-            self.finished.append(name)
-            return Outcome()
+            return Answer(Envelope(record, "u", name, name), None, Outcome())
 
-        return Job(record, person, run)
+        return Decision(record, scope, work)
 
 
 class Commits:
@@ -62,16 +73,12 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def pipeline(processor: ScriptedProcessor, max_in_flight: int = 100) -> CommandPipeline:
-    return CommandPipeline(
-        processor,  # type: ignore[arg-type]
-        max_in_flight=max_in_flight,
-        retry_delay_s=0,
-    )
+def pipeline(handling: Handling, max_in_flight: int = 100) -> CommandFlow:
+    return CommandFlow(handling, max_in_flight=max_in_flight)
 
 
 async def test_a_later_record_finishes_first_but_the_commit_waits_for_the_earlier_one() -> None:
-    scripted, commits = ScriptedProcessor(), Commits()
+    scripted, commits = ScriptedHandling(), Commits()
     commands = pipeline(scripted)
     await commands.take(records(0, 10, "slow", "quick"), commits)
     scripted.gates["quick"].set()
@@ -85,7 +92,7 @@ async def test_a_later_record_finishes_first_but_the_commit_waits_for_the_earlie
 
 
 async def test_one_persons_commands_run_in_partition_order_across_polls() -> None:
-    scripted, commits = ScriptedProcessor(), Commits()
+    scripted, commits = ScriptedHandling(), Commits()
     commands = pipeline(scripted)
     await commands.take(records(0, 0, "ann-1"), commits)
     await commands.take(records(0, 1, "ann-2", "bob-1"), commits)
@@ -101,7 +108,7 @@ async def test_one_persons_commands_run_in_partition_order_across_polls() -> Non
 
 
 async def test_take_returns_only_when_there_is_room() -> None:
-    scripted, commits = ScriptedProcessor(), Commits()
+    scripted, commits = ScriptedHandling(), Commits()
     commands = pipeline(scripted, max_in_flight=2)
     taking = asyncio.create_task(commands.take(records(0, 0, "a", "b"), commits))
     await settle()
@@ -114,7 +121,7 @@ async def test_take_returns_only_when_there_is_room() -> None:
 
 
 async def test_a_revoked_partition_is_cut_short_and_committed_up_to_its_first_unfinished() -> None:
-    scripted, commits = ScriptedProcessor(), Commits()
+    scripted, commits = ScriptedHandling(), Commits()
     commands = pipeline(scripted)
     await commands.take(records(3, 0, "done", "stuck", "after"), commits)
     scripted.gates["done"].set()
@@ -130,7 +137,7 @@ async def test_a_revoked_partition_is_cut_short_and_committed_up_to_its_first_un
 
 
 async def test_close_waits_for_work_then_commits_and_takes_nothing_more() -> None:
-    scripted, commits = ScriptedProcessor(), Commits()
+    scripted, commits = ScriptedHandling(), Commits()
     commands = pipeline(scripted)
     await commands.take(records(0, 0, "a"), commits)
     closing = asyncio.create_task(commands.close(5))
@@ -143,7 +150,7 @@ async def test_close_waits_for_work_then_commits_and_takes_nothing_more() -> Non
 
 
 async def test_a_close_past_its_deadline_leaves_the_unfinished_uncommitted() -> None:
-    scripted, commits = ScriptedProcessor(), Commits()
+    scripted, commits = ScriptedHandling(), Commits()
     commands = pipeline(scripted)
     await commands.take(records(0, 0, "stuck"), commits)
     await commands.close(0.05)
@@ -164,3 +171,26 @@ def test_the_ledger_commits_each_partition_up_to_its_oldest_pending_record() -> 
     assert ledger.uncommitted() == {0: 7}
     ledger.done(0, 7)
     assert ledger.uncommitted({0}) == {0: 8}
+
+
+async def test_a_command_over_the_whole_library_waits_for_the_users_earlier_commands() -> None:
+    scripted, commits = ScriptedHandling(), Commits()
+    commands = pipeline(scripted)
+    await commands.take(records(0, 0, "ann-1", "bob-1", "ALL-1", "ann-2", "refused"), commits)
+    await settle()
+    assert scripted.started == ["ann-1", "bob-1", "refused"]  # ALL-1 waits, ann-2 behind it
+    scripted.gates["refused"].set()
+    scripted.gates["ann-1"].set()
+    await settle()
+    assert "ALL-1" not in scripted.started  # bob-1 is still under way
+    scripted.gates["bob-1"].set()
+    await settle()
+    assert scripted.started[-1] == "ALL-1"
+    scripted.gates["ann-2"].set()
+    await settle()
+    assert "ann-2" not in scripted.started  # held back until the library command is done
+    scripted.gates["ALL-1"].set()
+    await settle()
+    assert scripted.finished == ["refused", "ann-1", "bob-1", "ALL-1", "ann-2"]
+    assert commits.position[0] == 5
+    await commands.close(1)
