@@ -127,6 +127,12 @@ async def wait_for_mongodb(database: Any, uri: str, settings: Settings) -> None:
             "check MONGODB_URI and that MongoDB runs and is reachable from here; "
             "STARTUP_TIMEOUT_S sets how long start-up waits",
         ) from error
+    except mongo.MongoRefused as error:
+        raise StartupFailed(
+            f"MongoDB at {hosts} refused the service: {error}",
+            "check the user, password and authSource in MONGODB_URI, and the user's roles "
+            "on MONGODB_DATABASE",
+        ) from error
 
 
 def bootstrap(

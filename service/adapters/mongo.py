@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pymongo
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, OperationFailure
 
 from service.service_layer.startup import OutOfTime, retry_until
 
@@ -28,6 +28,10 @@ class MongoUnreachable(Exception):
     """No MongoDB server answered a ping in time."""
 
 
+class MongoRefused(Exception):
+    """A server answered, but refused: bad credentials, or a user without rights."""
+
+
 async def wait_for_ping(database: Any, within_s: float, on_retry: Callable[[float], None]) -> None:
     """A `ping` answered, tried again while no server can be reached (within one attempt
     the driver itself keeps looking for a server). `on_retry(pause_s)` hears of each retry."""
@@ -40,6 +44,9 @@ async def wait_for_ping(database: Any, within_s: float, on_retry: Callable[[floa
         )
     except OutOfTime as error:
         raise MongoUnreachable(f"no answer within {within_s:g} s") from error
+    except OperationFailure as error:
+        # The server's own words ("Authentication failed."): they never hold the password.
+        raise MongoRefused(str(error.details.get("errmsg") if error.details else error)) from error
 
 
 async def _ping(database: Any, timeout_s: float) -> None:

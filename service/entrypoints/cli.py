@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
+from service.service_layer.startup import StartupFailed
 from service.settings import Settings, describe_settings
 
 _SETTINGS_HELP = "settings (environment variables):\n" + describe_settings()
@@ -115,18 +116,42 @@ def _fill_from_settings(args: argparse.Namespace) -> None:
 def _run(_args: argparse.Namespace) -> int:
     from service.bootstrap import Service
     from service.logs import configure_logging
-    from service.service_layer.startup import StartupFailed
 
-    settings = Settings()
+    settings = _settings_or_none()
+    if settings is None:
+        return 2
     configure_logging(settings.log_level)
     try:
         asyncio.run(Service(settings).app().run())
     except StartupFailed as failure:
-        logging.getLogger("service").error(
-            f"cannot start: {failure.cause}", extra={"fix": failure.fix}
-        )
+        _log_startup_failure(failure)
         return 1
     return 0
+
+
+def _settings_or_none() -> Settings | None:
+    """The settings, or None after one JSON line naming each invalid variable."""
+    from pydantic import ValidationError
+
+    from service.logs import configure_logging
+
+    try:
+        return Settings()
+    except ValidationError as error:
+        configure_logging("INFO")
+        problems = "; ".join(
+            f"{str(e['loc'][0]).upper() if e['loc'] else 'settings'}: {e['msg']}"
+            for e in error.errors()
+        )
+        logging.getLogger("service").error(
+            f"cannot start: invalid settings: {problems}",
+            extra={"fix": "correct the variables named; face-service --help lists them all"},
+        )
+        return None
+
+
+def _log_startup_failure(failure: StartupFailed) -> None:
+    logging.getLogger("service").error(f"cannot start: {failure.cause}", extra={"fix": failure.fix})
 
 
 def _register(args: argparse.Namespace) -> int:
@@ -178,7 +203,9 @@ def _replay(args: argparse.Namespace) -> int:
     from service.entrypoints.replay import Progress, StartAt, replay_commands, replay_events
     from service.logs import configure_logging
 
-    settings = Settings()
+    settings = _settings_or_none()
+    if settings is None:
+        return 2
     configure_logging("WARNING")
 
     async def run() -> dict[str, int]:
@@ -200,7 +227,11 @@ def _replay(args: argparse.Namespace) -> int:
         progress.finish()
         return dict(counts)
 
-    summary = asyncio.run(run())
+    try:
+        summary = asyncio.run(run())
+    except StartupFailed as failure:
+        _log_startup_failure(failure)
+        return 1
     print(json.dumps({"source": args.source, "outcomes": summary}))  # noqa: T201
     return 0
 

@@ -111,6 +111,20 @@ async def test_help_works_whatever_the_environment_holds(tmp_path: Path) -> None
         assert f"usage: face-service {command}" in exited.stdout
 
 
+async def test_invalid_settings_end_start_up_with_one_line_naming_each_variable(
+    tmp_path: Path,
+) -> None:
+    env = environment(tmp_path, IMAGE_FETCH_PORTS="not-a-port", RETRY_ATTEMPTS="0")
+    for command in (["run"], ["replay", "--source", "events"]):
+        exited = await run_to_exit(env, *command, timeout_s=EXIT_TIMEOUT_S)
+
+        assert (exited.code, exited.other_stderr) == (2, []), command
+        [line] = exited.logs
+        assert line["level"] == "ERROR" and line["message"].startswith("cannot start")
+        assert "IMAGE_FETCH_PORTS" in line["message"] and "RETRY_ATTEMPTS" in line["message"]
+        assert "--help" in line["fix"]
+
+
 async def test_the_service_says_ready_once_when_its_models_are_warm_and_it_has_partitions(
     tmp_path: Path,
 ) -> None:
