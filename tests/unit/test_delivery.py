@@ -105,9 +105,25 @@ async def test_an_event_taken_before_the_broker_refused_the_result_is_not_sent_a
 
     await wired.take([record(0, command("R1"))])
     await wired.results.until(lambda: wired.results.refused >= 20)
+    assert len(wired.events.published) == 1  # out before the result: a crash re-sends both
     wired.results.refusing = False
     await wired.results.until(lambda: len(wired.results.published) == 1)
     await wired.flow.close(1)
 
     assert len(wired.events.published) == 1
     assert (wired.fetcher.calls, wired.analyser.calls) == (1, 1)
+
+
+async def test_an_unreadable_records_dead_letter_copy_goes_out_before_its_result() -> None:
+    wired = Wired()
+    wired.results.refusing = True
+
+    await wired.take([record(0, b"not json")])
+    await wired.results.until(lambda: wired.results.refused >= 5)
+
+    # Once the result is out the record may be committed: the copy must already be there.
+    assert len(wired.dead_letters.sent) == 1
+    wired.results.refusing = False
+    await wired.results.until(lambda: len(wired.results.published) == 1)
+    await wired.flow.close(1)
+    assert len(wired.dead_letters.sent) == 1
