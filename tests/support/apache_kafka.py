@@ -131,8 +131,10 @@ def _die_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def java(libs: Path, main_class: str, *args: str, options: tuple[str, ...] = ()) -> list[str]:
-    return ["java", "-Xmx256m", *options, "-cp", f"{libs}/*", main_class, *args]
+def java(
+    libs: Path, main_class: str, *args: str, heap: str = "256m", options: tuple[str, ...] = ()
+) -> list[str]:
+    return ["java", f"-Xmx{heap}", *options, "-cp", f"{libs}/*", main_class, *args]
 
 
 class ApacheKafka:
@@ -202,8 +204,8 @@ class ApacheKafka:
                 self._libs,
                 "kafka.Kafka",
                 str(properties),
+                heap="512m",
                 options=(
-                    "-Xmx512m",
                     f"-Dlog4j2.configurationFile={log4j}",
                     f"-Dkafka.test.log={self.log_file}",
                 ),
