@@ -60,8 +60,8 @@ async def run_job(job: dict[str, Any], bin_folder: Path, bootstrap: str) -> tupl
     return process.returncode, output.decode(errors="replace")
 
 
-async def describe(bootstrap: str, names: list[str]) -> dict[str, tuple[int, str]]:
-    """Per topic: its partition count and its message.timestamp.type."""
+async def describe(bootstrap: str, names: list[str]) -> dict[str, tuple[int, str, str]]:
+    """Per topic: its partition count, message.timestamp.type and retention.ms."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -72,13 +72,18 @@ async def describe(bootstrap: str, names: list[str]) -> dict[str, tuple[int, str
     finally:
         await admin.close()
     partitions = {t["topic"]: len(t["partitions"]) for t in topics}
-    timestamp_types = {}
+    settings: dict[str, dict[str, str]] = {}
     for response in configs:
         for _code, _message, _type, name, entries in response.resources:
-            timestamp_types[name] = next(
-                value for key, value, *_ in entries if key == "message.timestamp.type"
-            )
-    return {name: (partitions[name], timestamp_types[name]) for name in names}
+            settings[name] = {key: value for key, value, *_ in entries}
+    return {
+        name: (
+            partitions[name],
+            settings[name]["message.timestamp.type"],
+            settings[name]["retention.ms"],
+        )
+        for name in names
+    }
 
 
 async def test_the_compose_topics_job_creates_the_topics_the_service_expects(
@@ -91,11 +96,12 @@ async def test_the_compose_topics_job_creates_the_topics_the_service_expects(
     code, output = await run_job(job, kafka_bin(tmp_path / "bin"), kafka)
 
     assert code == 0, output
+    week = str(7 * 24 * 3600 * 1000)  # Kafka's default retention
     assert await describe(kafka, names) == {
-        "face.register.commands": (partitions, "LogAppendTime"),
-        "face.register.results": (partitions, "CreateTime"),
-        "face.register.events": (partitions, "CreateTime"),
-        "face.register.dlq": (partitions, "CreateTime"),
+        "face.register.commands": (partitions, "LogAppendTime", week),
+        "face.register.results": (partitions, "CreateTime", week),
+        "face.register.events": (partitions, "CreateTime", "-1"),
+        "face.register.dlq": (partitions, "CreateTime", week),
     }
     # Run again, as Compose does on every `up`: the topics are left as they are.
     code, output = await run_job(job, tmp_path / "bin", kafka)
@@ -107,9 +113,10 @@ async def test_the_suites_topics_are_made_as_the_compose_job_makes_them(
 ) -> None:
     described = await describe(kafka, list(topics.values()))
 
+    week = str(7 * 24 * 3600 * 1000)
     assert described == {
-        topics["commands"]: (suite_kafka.deploy_partitions(), "LogAppendTime"),
-        topics["results"]: (suite_kafka.deploy_partitions(), "CreateTime"),
-        topics["events"]: (suite_kafka.deploy_partitions(), "CreateTime"),
-        topics["dlq"]: (suite_kafka.deploy_partitions(), "CreateTime"),
+        topics["commands"]: (suite_kafka.deploy_partitions(), "LogAppendTime", week),
+        topics["results"]: (suite_kafka.deploy_partitions(), "CreateTime", week),
+        topics["events"]: (suite_kafka.deploy_partitions(), "CreateTime", "-1"),
+        topics["dlq"]: (suite_kafka.deploy_partitions(), "CreateTime", week),
     }

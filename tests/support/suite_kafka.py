@@ -72,19 +72,19 @@ def topic_names(*roles: str) -> dict[str, str]:
 async def create_topics(
     bootstrap: str, topics: dict[str, str], *, commands_log_append_time: bool = True
 ) -> dict[str, str]:
-    """The topics as production has them: the deploy files' partition count, and the
-    commands topic stamped by the broker. A test that forges the call times the limiter
-    judges passes `commands_log_append_time=False`."""
+    """The topics as production has them: the deploy files' partition count, the commands
+    topic stamped by the broker, the face events never expired. A test that forges the
+    call times the limiter judges passes `commands_log_append_time=False`."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         new = []
         for role, name in topics.items():
-            configs = (
-                {"message.timestamp.type": "LogAppendTime"}
-                if role == "commands" and commands_log_append_time
-                else {}
-            )
+            configs = {}
+            if role == "commands" and commands_log_append_time:
+                configs["message.timestamp.type"] = "LogAppendTime"
+            if role == "events":
+                configs["retention.ms"] = "-1"
             new.append(NewTopic(name, deploy_partitions(), 1, topic_configs=configs))
         response = await admin.create_topics(new)
         for name, code, message in response.topic_errors:
