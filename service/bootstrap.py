@@ -64,7 +64,14 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 async def open_store(settings: Settings) -> AsyncIterator[tuple[MongoPersonStore, Any]]:
     """The person store and its database, indexes created."""
     uri = settings.mongodb_uri.get_secret_value() if settings.mongodb_uri else None
-    client, database = mongo.open_database(uri, settings.mongodb_database)
+    try:
+        client, database = mongo.open_database(uri, settings.mongodb_database)
+    except mongo.BadUri as error:
+        raise StartupFailed(
+            f"MONGODB_URI cannot be used: {error}",
+            "correct MONGODB_URI (mongodb://host:port/... or mongodb+srv://... whose DNS "
+            "records exist)",
+        ) from error
     try:
         if uri is None:
             log.warning("no MONGODB_URI: faces are kept in process memory and NOT persisted")
@@ -123,7 +130,8 @@ async def wait_for_mongodb(database: Any, uri: str, settings: Settings) -> None:
         )
     except mongo.MongoUnreachable as error:
         raise StartupFailed(
-            f"MongoDB at {hosts} did not answer within {settings.startup_timeout_s:g} s",
+            f"MongoDB at {hosts} did not answer within {settings.startup_timeout_s:g} s"
+            + (f" (last: {error})" if str(error) else ""),
             "check MONGODB_URI and that MongoDB runs and is reachable from here; "
             "STARTUP_TIMEOUT_S sets how long start-up waits",
         ) from error
@@ -294,6 +302,8 @@ class Service:
 
     async def _partitions_assigned(self, partitions: set[int]) -> None:
         log.info("partitions assigned", extra={"partitions": sorted(partitions)})
+        if self._commands is not None:
+            self._commands.assigned(partitions)
         if not self._joined:
             # Readiness turns true here: the producer was connected before the models
             # loaded, and the consumer starts only once they are warm.
@@ -374,7 +384,15 @@ class Service:
                 http = HttpEndpoints(
                     settings.http_host, settings.http_port, self.readiness, self.metrics
                 )
-                await http.start()
+                try:
+                    await http.start()
+                except OSError as error:
+                    raise StartupFailed(
+                        f"cannot listen on {settings.http_host}:{settings.http_port}: "
+                        f"{error.strerror or error}",
+                        "set HTTP_PORT to a free port (0 turns the endpoints off), or HTTP_HOST "
+                        "to an address of this host",
+                    ) from error
                 stack.push_async_callback(http.close)
             if settings.uses_embedded_kafka:
                 embedded = EmbeddedKafka(settings.embedded_kafka_host, settings.embedded_kafka_port)

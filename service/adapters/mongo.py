@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pymongo
-from pymongo.errors import ConnectionFailure, OperationFailure
+from pymongo.errors import ConfigurationError, ConnectionFailure, OperationFailure
 
 from service.service_layer.startup import OutOfTime, retry_until
 
@@ -20,12 +20,25 @@ def open_database(uri: str | None, database: str) -> tuple[Any, Any]:
     else:
         from motor.motor_asyncio import AsyncIOMotorClient
 
-        client = AsyncIOMotorClient(uri, tz_aware=True)
+        try:
+            client = AsyncIOMotorClient(uri, tz_aware=True)
+        except (ConfigurationError, ValueError) as error:  # pymongo's words for a bad URI
+            raise BadUri(_without_password(str(error), uri)) from error
     return client, client[database]
 
 
+class BadUri(Exception):
+    """MONGODB_URI cannot make a client; the message never holds the password."""
+
+
+def _without_password(text: str, uri: str) -> str:
+    userinfo = uri.partition("://")[2].split("/", 1)[0].rpartition("@")[0]
+    password = userinfo.partition(":")[2]
+    return text.replace(password, "***") if password else text
+
+
 class MongoUnreachable(Exception):
-    """No MongoDB server answered a ping in time."""
+    """No MongoDB server answered a ping in time; the message, if any, says why."""
 
 
 class MongoRefused(Exception):
@@ -39,11 +52,14 @@ async def wait_for_ping(database: Any, within_s: float, on_retry: Callable[[floa
         await retry_until(
             lambda left_s: _ping(database, left_s),
             within_s=within_s,
-            retry_on=(ConnectionFailure,),
+            # A mongodb+srv URI is resolved at the first use: its DNS may still be coming up.
+            retry_on=(ConnectionFailure, ConfigurationError),
             on_retry=lambda _error, pause_s: on_retry(pause_s),
         )
     except OutOfTime as error:
-        raise MongoUnreachable(f"no answer within {within_s:g} s") from error
+        # The driver's own reason only where it says more than "no server": a DNS answer.
+        last = str(error.last) if isinstance(error.last, ConfigurationError) else ""
+        raise MongoUnreachable(last) from error
     except OperationFailure as error:
         # The server's own words ("Authentication failed."): they never hold the password.
         raise MongoRefused(str(error.details.get("errmsg") if error.details else error)) from error

@@ -103,14 +103,18 @@ def _setting_default(name: str) -> str:
     return f"default: {name.upper()}, else {Settings.model_fields[name].default}"
 
 
-def _fill_from_settings(args: argparse.Namespace) -> None:
-    """The Kafka options not given on the command line, from the settings."""
+def _fill_from_settings(args: argparse.Namespace) -> bool:
+    """The Kafka options not given on the command line, from the settings; False (after
+    one line naming the invalid variables) when the settings are needed and invalid."""
     options = ("bootstrap_servers", "commands_topic", "results_topic")
     if any(getattr(args, option) is None for option in options):
-        settings = Settings()
+        settings = _settings_or_none()
+        if settings is None:
+            return False
         for option in options:
             if getattr(args, option) is None:
                 setattr(args, option, getattr(settings, option))
+    return True
 
 
 def _run(_args: argparse.Namespace) -> int:
@@ -157,7 +161,8 @@ def _log_startup_failure(failure: StartupFailed) -> None:
 def _register(args: argparse.Namespace) -> int:
     from service.entrypoints.client import RegisterRequest, register
 
-    _fill_from_settings(args)
+    if not _fill_from_settings(args):
+        return 2
     request = RegisterRequest(
         user=args.user,
         category_id=args.category_id,
@@ -184,7 +189,8 @@ def _register(args: argparse.Namespace) -> int:
 def _results(args: argparse.Namespace) -> int:
     from service.entrypoints.client import follow_results
 
-    _fill_from_settings(args)
+    if not _fill_from_settings(args):
+        return 2
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(follow_results(args.bootstrap_servers, args.results_topic, args.from_beginning))
     return 0
@@ -200,7 +206,13 @@ def _offsets(text: str) -> dict[int, int]:
 
 def _replay(args: argparse.Namespace) -> int:
     from service.bootstrap import open_store
-    from service.entrypoints.replay import Progress, StartAt, replay_commands, replay_events
+    from service.entrypoints.replay import (
+        Progress,
+        ReplayFailed,
+        StartAt,
+        replay_commands,
+        replay_events,
+    )
     from service.logs import configure_logging
 
     settings = _settings_or_none()
@@ -231,6 +243,9 @@ def _replay(args: argparse.Namespace) -> int:
         summary = asyncio.run(run())
     except StartupFailed as failure:
         _log_startup_failure(failure)
+        return 1
+    except ReplayFailed as failure:
+        logging.getLogger("service").error(f"replay incomplete: {failure}")
         return 1
     print(json.dumps({"source": args.source, "outcomes": summary}))  # noqa: T201
     return 0

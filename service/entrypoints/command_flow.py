@@ -20,7 +20,7 @@ from service.entrypoints.offsets import OffsetLedger
 from service.service_layer.handling import Answer, Decision
 from service.service_layer.intake import IncomingRecord
 
-log = logging.getLogger("service.pipeline")
+log = logging.getLogger("service.flow")
 
 Commit = Callable[[dict[int, int]], Awaitable[None]]
 Answered = Callable[[Answer], None]
@@ -90,6 +90,8 @@ class CommandFlow:
         self._commit: Commit | None = None
         self._committer: asyncio.Task[None] | None = None
         self._closing = False
+        self._revoked: set[int] = set()
+        self.failures = 0  # records whose work raised: held uncommitted, see `_finished`
 
     def in_flight(self) -> int:
         return self._ledger.in_flight()
@@ -101,11 +103,17 @@ class CommandFlow:
         self._commit = commit
         if self._committer is None:
             self._committer = asyncio.create_task(self._commit_as_records_finish())
-        for decision in self._handling.decide(records):
+        # A poll fetched before a rebalance may be handed over after it: its records of a
+        # revoked partition belong to the new owner, and committing them would fail.
+        current = [r for r in records if r.partition not in self._revoked]
+        for decision in self._handling.decide(current):
             self._start(decision)
-        while self._ledger.in_flight() >= self._max_in_flight:
+        while self._ledger.in_flight() >= self._max_in_flight and not self._closing:
             self._room.clear()
             await self._room.wait()
+
+    def assigned(self, partitions: set[int]) -> None:
+        self._revoked -= partitions
 
     async def revoked(self, partitions: set[int]) -> None:
         """Stops the partitions' work and commits what finished before another consumer
@@ -118,10 +126,13 @@ class CommandFlow:
         for partition in partitions:
             self._ledger.forget(partition)
             self._handling.forget_partition(partition)
+        self._revoked |= partitions
+        self._room.set()  # a poll waiting for room must not wait for work that is gone
 
     async def close(self, deadline_s: float | None) -> None:
         """Lets the work under way finish (for up to `deadline_s`), then commits it."""
         self._closing = True
+        self._room.set()  # a poll waiting for room takes nothing more: it returns
         running = [task for tasks in self._tasks.values() for task in tasks]
         if running:
             _, late = await asyncio.wait(running, timeout=deadline_s)
@@ -166,8 +177,14 @@ class CommandFlow:
             return  # cut short by a revocation or a stop: not done, not committed
         if (error := task.exception()) is not None:
             # Work and delivery answer every failure themselves: this is a bug. The record
-            # stays uncommitted, so the partition holds here rather than lose it.
-            log.error("record work failed", exc_info=error, extra={"offset": record.offset})
+            # stays uncommitted, so the partition holds here rather than lose it; a replay
+            # reports it and fails.
+            self.failures += 1
+            log.error(
+                "record work failed",
+                exc_info=error,
+                extra={"partition": record.partition, "offset": record.offset},
+            )
             return
         self._ledger.done(record.partition, record.offset)
         self._room.set()

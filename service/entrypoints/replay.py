@@ -105,10 +105,20 @@ async def replay_commands(
     ):
         flow = CommandFlow(pipeline.handling, settings.max_records_in_flight, answered)
         async with _commands_consumer(settings, start, group_id, progress) as batches:
-            async for records, commit in batches:
-                await flow.take(records, commit)
-            await flow.close(deadline_s=None)
+            try:
+                async for records, commit in batches:
+                    await flow.take(records, commit)
+            finally:
+                # Normally: every record finished and committed. After an error: the work
+                # under way is stopped before the store and the consumer close.
+                await flow.close(deadline_s=None if flow.failures == 0 else 0)
+    if flow.failures:
+        raise ReplayFailed(f"{flow.failures} records failed and were left uncommitted")
     return codes
+
+
+class ReplayFailed(Exception):
+    """Records whose work raised: not counted, not committed (see the log)."""
 
 
 @asynccontextmanager

@@ -63,7 +63,9 @@ async def running_service(
     if mongodb_uri():
         env["MONGODB_URI"] = str(mongodb_uri())
     process = await asyncio.create_subprocess_exec(
-        FACE_SERVICE, "run", env=env, stderr=asyncio.subprocess.PIPE
+        *reaper.dying_with_parent([FACE_SERVICE, "run"]),
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
     )
     service = RunningService(process, f"127.0.0.1:{port}")
     try:

@@ -4,6 +4,7 @@ when it is."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -100,6 +101,36 @@ async def test_a_mongodb_nobody_listens_on_ends_start_up_naming_its_host_but_not
     assert not any("s3cret-pw" in str(entry) for entry in exited.logs)
 
 
+async def test_a_mongodb_uri_the_driver_cannot_use_ends_start_up_without_its_password(
+    tmp_path: Path, tansu: EmbeddedKafka
+) -> None:
+    exited = await run_to_exit(
+        environment(
+            tmp_path,
+            KAFKA_BOOTSTRAP_SERVERS=tansu.bootstrap_servers,
+            KAFKA_ENABLE_IDEMPOTENCE="false",
+            MONGODB_URI="mongodb://face:s3cret-pw@db:not-a-port/faces",
+        ),
+        "run",
+        timeout_s=EXIT_TIMEOUT_S,
+    )
+    line = assert_one_line_says_why(exited)
+    assert line["message"].startswith("cannot start: MONGODB_URI cannot be used")
+    assert not any("s3cret-pw" in str(entry) for entry in exited.logs)
+
+
+async def test_an_http_port_in_use_ends_start_up_naming_the_setting(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        exited = await run_to_exit(
+            environment(tmp_path, HTTP_HOST="127.0.0.1", HTTP_PORT=str(port)),
+            "run",
+            timeout_s=EXIT_TIMEOUT_S,
+        )
+    line = assert_one_line_says_why(exited)
+    assert f"127.0.0.1:{port}" in line["message"] and "HTTP_PORT" in line["fix"]
+
+
 async def test_help_works_whatever_the_environment_holds(tmp_path: Path) -> None:
     env = environment(tmp_path, ENVIRONMENT="production", IMAGE_FETCH_PORTS="not-a-port")
     top = await run_to_exit(env, "--help", timeout_s=EXIT_TIMEOUT_S)
@@ -111,11 +142,11 @@ async def test_help_works_whatever_the_environment_holds(tmp_path: Path) -> None
         assert f"usage: face-service {command}" in exited.stdout
 
 
-async def test_invalid_settings_end_start_up_with_one_line_naming_each_variable(
+async def test_invalid_settings_end_each_command_with_one_line_naming_each_variable(
     tmp_path: Path,
 ) -> None:
     env = environment(tmp_path, IMAGE_FETCH_PORTS="not-a-port", RETRY_ATTEMPTS="0")
-    for command in (["run"], ["replay", "--source", "events"]):
+    for command in (["run"], ["replay", "--source", "events"], ["results"]):
         exited = await run_to_exit(env, *command, timeout_s=EXIT_TIMEOUT_S)
 
         assert (exited.code, exited.other_stderr) == (2, []), command

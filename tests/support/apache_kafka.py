@@ -4,7 +4,7 @@ The broker's jars come from Maven Central, resolved once into a cache folder out
 checkout (`KAFKA_TEST_CACHE`, default `~/.cache/face-service-tests`) and re-used by every
 later run; nothing is committed. Each `ApacheKafka` formats a fresh log directory of its
 own. The JVM is told to die with the process that started it (PR_SET_PDEATHSIG), so a
-test run that is interrupted or killed leaves no broker behind.
+test run that is interrupted, or even killed -9, leaves no broker behind.
 
     python -m tests.support.apache_kafka resolve   # fetch the jars now (CI warms the cache)
     python -m tests.support.apache_kafka run       # a broker in the foreground, for a try
@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import fcntl
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from tests.support.reaper import dying_with_parent
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"  # Kafka 4.1 logs through SLF4J 1.7: the log4j-slf4j-impl binding
@@ -101,6 +101,7 @@ def _resolve_into(cache: Path, libs: Path) -> None:
         "mvn",
         "-B",
         "-q",
+        "-Dmaven.wagon.http.retryHandler.count=3",  # Maven Central has its moments
         "-f",
         str(cache / "pom.xml"),
         f"{DEPENDENCY_PLUGIN}:copy-dependencies",
@@ -124,13 +125,6 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL when the process that started it dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
 def java(
     libs: Path, main_class: str, *args: str, heap: str = "256m", options: tuple[str, ...] = ()
 ) -> list[str]:
@@ -142,7 +136,10 @@ class ApacheKafka:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.port, self.controller_port = free_port(), free_port()
+        self.port = free_port()
+        self.controller_port = free_port()
+        while self.controller_port == self.port:
+            self.controller_port = free_port()
         self.log_dirs = workdir / "data"
         self.log_file = workdir / "broker.log"
         self._libs = classpath()
@@ -200,19 +197,20 @@ class ApacheKafka:
         log4j.write_text(_LOG4J)
         self.log_file.write_text("")
         self._process = await asyncio.create_subprocess_exec(
-            *java(
-                self._libs,
-                "kafka.Kafka",
-                str(properties),
-                heap="512m",
-                options=(
-                    f"-Dlog4j2.configurationFile={log4j}",
-                    f"-Dkafka.test.log={self.log_file}",
-                ),
+            *dying_with_parent(
+                java(
+                    self._libs,
+                    "kafka.Kafka",
+                    str(properties),
+                    heap="512m",
+                    options=(
+                        f"-Dlog4j2.configurationFile={log4j}",
+                        f"-Dkafka.test.log={self.log_file}",
+                    ),
+                )
             ),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
         )
         await self._wait_started(timeout_s)
 
@@ -221,10 +219,9 @@ class ApacheKafka:
 
     async def _run_tool(self, main_class: str, *args: str) -> str:
         process = await asyncio.create_subprocess_exec(
-            *java(self._libs, main_class, *args),
+            *dying_with_parent(java(self._libs, main_class, *args)),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
         )
         output, _ = await process.communicate()
         text = output.decode(errors="replace")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -22,6 +23,14 @@ def adopt_orphans() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+def dying_with_parent(command: list[str]) -> list[str]:
+    """`command` made to get SIGKILL when the test process dies, even by kill -9, when nothing
+    of the suite is left to clean up after it. util-linux's setpriv sets PR_SET_PDEATHSIG
+    and execs: no Python runs in the forked child of this threaded process."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", *command] if setpriv else command
 
 
 def _parents() -> dict[int, int]:

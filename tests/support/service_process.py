@@ -46,8 +46,7 @@ class ServiceProcess:
     async def start(self) -> None:
         # A session of its own: a pod kill takes the inference workers with it.
         self.process = await asyncio.create_subprocess_exec(
-            FACE_SERVICE,
-            "run",
+            *reaper.dying_with_parent([FACE_SERVICE, "run"]),
             env=self._env,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
@@ -136,8 +135,7 @@ async def run_to_exit(env: dict[str, str], *args: str, timeout_s: float) -> Exit
     """`face-service *args` until it exits by itself; killed (and the test failed) when it
     has not within `timeout_s`."""
     process = await asyncio.create_subprocess_exec(
-        FACE_SERVICE,
-        *args,
+        *reaper.dying_with_parent([FACE_SERVICE, *args]),
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

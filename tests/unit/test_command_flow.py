@@ -194,3 +194,49 @@ async def test_a_command_over_the_whole_library_waits_for_the_users_earlier_comm
     assert scripted.finished == ["refused", "ann-1", "bob-1", "ALL-1", "ann-2"]
     assert commits.position[0] == 5
     await commands.close(1)
+
+
+async def test_a_poll_waiting_for_room_is_let_go_when_its_partition_is_revoked() -> None:
+    scripted, commits = ScriptedHandling(), Commits()
+    commands = pipeline(scripted, max_in_flight=2)
+    taking = asyncio.create_task(commands.take(records(0, 0, "a", "b"), commits))
+    await settle()
+    assert not taking.done()
+
+    await commands.revoked({0})
+    await settle()
+
+    assert taking.done()  # a rebalance under a backlog must not stall the consumer
+    assert commands.in_flight() == 0
+
+
+async def test_records_of_a_revoked_partition_handed_over_late_are_left_to_its_new_owner() -> None:
+    scripted, commits = ScriptedHandling(), Commits()
+    commands = pipeline(scripted)
+    await commands.revoked({1})
+
+    await commands.take(records(1, 7, "late") + records(2, 0, "kept"), commits)
+    await settle()
+    assert scripted.started == ["kept"]
+
+    commands.assigned({1})
+    await commands.take(records(1, 7, "back"), commits)
+    await settle()
+    assert scripted.started == ["kept", "back"]
+    for gate in scripted.gates.values():
+        gate.set()
+    await commands.close(1)
+    assert 1 in commits.position and commits.position[2] == 1
+
+
+async def test_a_close_lets_a_poll_waiting_for_room_return() -> None:
+    scripted, commits = ScriptedHandling(), Commits()
+    commands = pipeline(scripted, max_in_flight=1)
+    taking = asyncio.create_task(commands.take(records(0, 0, "stuck"), commits))
+    await settle()
+    assert not taking.done()
+
+    await commands.close(0.01)
+    await settle()
+
+    assert taking.done()
