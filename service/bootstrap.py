@@ -102,18 +102,22 @@ async def wait_for_kafka(broker: KafkaBroker, settings: Settings) -> None:
             ),
         )
     except BrokerUnreachable as error:
-        raise StartupFailed(
-            f"Kafka at {servers} did not answer within {settings.startup_timeout_s:g} s "
-            f"(last: {error})",
-            "check KAFKA_BOOTSTRAP_SERVERS and that the broker runs and is reachable from here; "
-            "STARTUP_TIMEOUT_S sets how long start-up waits",
-        ) from error
+        raise kafka_unreachable(settings, str(error)) from error
     except ProducerIdRefused as error:
         raise StartupFailed(
             f"the Kafka broker at {servers} refused InitProducerId ({error}): "
             "it does not offer idempotent producers",
             "set KAFKA_ENABLE_IDEMPOTENCE=false to start without the idempotent producer",
         ) from error
+
+
+def kafka_unreachable(settings: Settings, last: str) -> StartupFailed:
+    return StartupFailed(
+        f"Kafka at {settings.bootstrap_servers} did not answer within "
+        f"{settings.startup_timeout_s:g} s (last: {last})",
+        "check KAFKA_BOOTSTRAP_SERVERS and that the broker runs and is reachable from here; "
+        "STARTUP_TIMEOUT_S sets how long start-up waits",
+    )
 
 
 async def wait_for_mongodb(database: Any, uri: str, settings: Settings) -> None:

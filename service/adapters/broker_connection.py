@@ -29,7 +29,7 @@ async def connect_broker(
     """`broker.connect()`, which starts no subscriber (`broker.start()` does that later,
     and finds the broker connected), tried again while the broker cannot be reached.
     `on_retry(reason, pause_s)` hears of each retry."""
-    with _reasons_from_aiokafka() as reasons:
+    with reasons_from_aiokafka() as reasons:
         try:
             await retry_until(
                 lambda _left_s: _connect_once(broker),
@@ -74,7 +74,7 @@ class _ProducerClosedOnFailedStart(AioKafkaFastProducerImpl):
             raise
 
 
-class _LastReason(logging.Handler):
+class LastReason(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.last: str | None = None
@@ -84,11 +84,11 @@ class _LastReason(logging.Handler):
 
 
 @contextmanager
-def _reasons_from_aiokafka() -> Iterator[_LastReason]:
+def reasons_from_aiokafka() -> Iterator[LastReason]:
     """While start-up waits, aiokafka's errors ("Unable connect to ...: [Errno 111] ...")
     are expected: they become the reason in the service's own lines, not lines of theirs."""
     logger = logging.getLogger("aiokafka")
-    reasons, propagate = _LastReason(), logger.propagate
+    reasons, propagate = LastReason(), logger.propagate
     logger.addHandler(reasons)
     logger.propagate = False
     try:

@@ -17,19 +17,22 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaConnectionError
 from faststream.kafka import KafkaBroker
 
+from service.adapters.broker_connection import reasons_from_aiokafka
 from service.adapters.dead_letters import DiscardingDeadLetters
 from service.adapters.event_log import read_face_events
 from service.adapters.result_publisher import DiscardingPublisher, KafkaJsonPublisher
 from service.adapters.topic_reader import read_to_end, topic_partitions
-from service.bootstrap import open_pipeline, retry_policy
+from service.bootstrap import kafka_unreachable, open_pipeline, retry_policy, wait_for_kafka
 from service.entrypoints.command_flow import CommandFlow, Commit
 from service.entrypoints.consumer import incoming_record, partition_count
 from service.service_layer.handling import Answer
 from service.service_layer.intake import IncomingRecord
 from service.service_layer.ports import MessagePublisher, PersonStore
 from service.service_layer.restore import apply_face_events
+from service.service_layer.startup import OutOfTime, retry_until
 from service.settings import Settings
 
 
@@ -97,21 +100,22 @@ async def replay_commands(
         if progress is not None:
             progress.advance()
 
+    # Kafka first, as the service does: the models load only once the broker answers.
     async with (
         _publishers(settings, results_topic, events_topic) as (results, events),
+        _commands_consumer(settings, start, group_id, progress) as batches,
         open_pipeline(
             settings, store, results=results, events=events, dead_letters=DiscardingDeadLetters()
         ) as pipeline,
     ):
         flow = CommandFlow(pipeline.handling, settings.max_records_in_flight, answered)
-        async with _commands_consumer(settings, start, group_id, progress) as batches:
-            try:
-                async for records, commit in batches:
-                    await flow.take(records, commit)
-            finally:
-                # Normally: every record finished and committed. After an error: the work
-                # under way is stopped before the store and the consumer close.
-                await flow.close(deadline_s=None if flow.failures == 0 else 0)
+        try:
+            async for records, commit in batches:
+                await flow.take(records, commit)
+        finally:
+            # Normally: every record finished and committed. After an error: the work
+            # under way is stopped before the store and the consumer close.
+            await flow.close(deadline_s=None if flow.failures == 0 else 0)
     if flow.failures:
         raise ReplayFailed(f"{flow.failures} records failed and were left uncommitted")
     return codes
@@ -131,6 +135,7 @@ async def _publishers(
     broker = KafkaBroker(
         settings.bootstrap_servers, enable_idempotence=settings.idempotent_producer
     )
+    await wait_for_kafka(broker, settings)
     await broker.start()
     try:
         yield (
@@ -139,6 +144,28 @@ async def _publishers(
         )
     finally:
         await broker.stop()
+
+
+async def _start_waiting(consumer: AIOKafkaConsumer, settings: Settings) -> None:
+    """The consumer started, waiting for a broker still starting as `run` does."""
+
+    async def attempt(_left_s: float) -> None:
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()  # a failed start leaves its client open otherwise
+            raise
+
+    with reasons_from_aiokafka() as reasons:
+        try:
+            await retry_until(
+                attempt, within_s=settings.startup_timeout_s, retry_on=(KafkaConnectionError,)
+            )
+        except OutOfTime as error:
+            last = reasons.last or str(error.last)
+        else:
+            return
+    raise kafka_unreachable(settings, last)
 
 
 @asynccontextmanager
@@ -151,7 +178,7 @@ async def _commands_consumer(
         group_id=group_id,
         enable_auto_commit=False,
     )
-    await consumer.start()
+    await _start_waiting(consumer, settings)
     try:
         partitions = await topic_partitions(consumer, settings.commands_topic)
         consumer.assign(partitions)

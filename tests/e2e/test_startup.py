@@ -66,6 +66,24 @@ async def test_a_kafka_nobody_listens_on_ends_start_up_with_its_address_and_the_
     assert "Kafka does not answer yet" in messages(exited.logs)  # it waited, retrying
 
 
+async def test_a_replay_waits_for_kafka_before_its_models_and_ends_with_one_line(
+    tmp_path: Path,
+) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    for extra in ([], ["--results-topic", "replayed"]):  # its consumer, then its producer
+        exited = await run_to_exit(
+            environment(tmp_path, KAFKA_BOOTSTRAP_SERVERS=address, STARTUP_TIMEOUT_S="2"),
+            "replay",
+            "--source",
+            "commands",
+            *extra,
+            timeout_s=EXIT_TIMEOUT_S,
+        )
+        line = assert_one_line_says_why(exited)
+        assert line["message"].startswith(f"cannot start: Kafka at {address} did not answer")
+        assert "within 2 s" in line["message"], extra
+
+
 async def test_a_broker_without_idempotent_producers_ends_start_up_naming_the_setting_to_change(
     tmp_path: Path, tansu: EmbeddedKafka
 ) -> None:
