@@ -29,13 +29,8 @@ lint: $(STAMP)
 
 test-needs:
 ifeq ($(TEST_KAFKA),apache)
-	@missing=""; for tool in java mvn; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "make test runs the suite against Apache Kafka, which needs:$$missing (Java 17+, Maven 3.8+)."; \
-	  echo "Install them (Debian: apt-get install openjdk-17-jre-headless maven), or run on the"; \
-	  echo "embedded Tansu broker instead: TEST_KAFKA=tansu make test"; \
-	  exit 2; \
-	fi
+	@# Before the install, which takes minutes; standard library only.
+	@$(PYTHON) -m tests.support.apache_kafka check
 endif
 
 test: test-needs lint

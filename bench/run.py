@@ -30,9 +30,9 @@ from bench.processes import children, peak_rss_mb
 from bench.workload import BenchImage, bench_images, workload
 from service.adapters.model_weights import place_weights
 from service.settings import Settings
-from tests.conftest import free_port
 from tests.support.image_server import ImageServer
 from tests.support.kafka_client import CommandClient
+from tests.support.ports import free_port
 from tests.support.service_process import ServiceProcess
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -5,7 +5,6 @@ names. Nothing the suite starts outlives it (see `tests/support/reaper.py`)."""
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
 import uuid
@@ -20,14 +19,9 @@ from service.adapters.embedded_kafka import EmbeddedKafka
 from service.adapters.mongo import open_database
 from tests.support import apache_kafka, reaper, suite_kafka
 from tests.support.image_server import ImageServer
+from tests.support.ports import free_port
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,13 +1,15 @@
-"""The service's KafkaBroker connected before its subscribers start: the producer (with its
-InitProducerId when idempotent) and the admin client, the clients the service will use."""
+"""Kafka clients connected before anything heavy starts, waiting for a broker still starting:
+the service's KafkaBroker (its producer, with InitProducerId when idempotent, and its admin
+client) before its subscribers, and a replay's consumer before its models."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.publisher.producer import AioKafkaFastProducerImpl
@@ -29,10 +31,31 @@ async def connect_broker(
     """`broker.connect()`, which starts no subscriber (`broker.start()` does that later,
     and finds the broker connected), tried again while the broker cannot be reached.
     `on_retry(reason, pause_s)` hears of each retry."""
-    with reasons_from_aiokafka() as reasons:
+    await _until_connected(lambda: _connect_once(broker), within_s, on_retry)
+
+
+async def start_consumer(consumer: AIOKafkaConsumer, within_s: float) -> None:
+    """`consumer.start()`, tried again while the broker cannot be reached."""
+
+    async def start_once() -> None:
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()  # a failed start leaves its client open otherwise
+            raise
+
+    await _until_connected(start_once, within_s, lambda _reason, _pause_s: None)
+
+
+async def _until_connected(
+    attempt: Callable[[], Awaitable[None]],
+    within_s: float,
+    on_retry: Callable[[str, float], None],
+) -> None:
+    with _reasons_from_aiokafka() as reasons:
         try:
             await retry_until(
-                lambda _left_s: _connect_once(broker),
+                lambda _left_s: attempt(),
                 within_s=within_s,
                 retry_on=(KafkaConnectionError,),
                 on_retry=lambda error, pause_s: on_retry(reasons.last or str(error), pause_s),
@@ -74,7 +97,7 @@ class _ProducerClosedOnFailedStart(AioKafkaFastProducerImpl):
             raise
 
 
-class LastReason(logging.Handler):
+class _LastReason(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.last: str | None = None
@@ -84,11 +107,11 @@ class LastReason(logging.Handler):
 
 
 @contextmanager
-def reasons_from_aiokafka() -> Iterator[LastReason]:
+def _reasons_from_aiokafka() -> Iterator[_LastReason]:
     """While start-up waits, aiokafka's errors ("Unable connect to ...: [Errno 111] ...")
     are expected: they become the reason in the service's own lines, not lines of theirs."""
     logger = logging.getLogger("aiokafka")
-    reasons, propagate = LastReason(), logger.propagate
+    reasons, propagate = _LastReason(), logger.propagate
     logger.addHandler(reasons)
     logger.propagate = False
     try:

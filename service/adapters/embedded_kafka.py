@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -87,16 +87,44 @@ class EmbeddedKafka:
         self._process = None
 
 
-async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int) -> None:
-    """Create the topics that are missing; existing ones are left as they are."""
+async def ensure_topics(
+    bootstrap_servers: str,
+    topics: Sequence[str],
+    partitions: int,
+    configs: Mapping[str, dict[str, str]] | None = None,
+) -> None:
+    """Create the topics that are missing (with `configs[name]`, if given); existing ones
+    are left as they are. Returns once every partition has a leader."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
         response = await admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in topics]
+            [
+                NewTopic(name, partitions, 1, topic_configs=(configs or {}).get(name, {}))
+                for name in topics
+            ]
         )
         for name, code, message in response.topic_errors:
             if code not in (0, TOPIC_ALREADY_EXISTS):
                 raise RuntimeError(f"creating topic {name} failed: {code} {message}")
+        await _until_served(admin, list(topics), partitions)
     finally:
         await admin.close()
+
+
+async def _until_served(
+    admin: AIOKafkaAdminClient, names: list[str], partitions: int, timeout_s: float = 30
+) -> None:
+    """Kafka answers CreateTopics before every partition has a leader (Tansu does not):
+    a client that looks the topic up at once would find no partitions."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            described = await admin.describe_topics(names)
+            if all(
+                t["error_code"] == 0
+                and len(t["partitions"]) == partitions
+                and all(p["leader"] >= 0 for p in t["partitions"])
+                for t in described
+            ):
+                return
+            await asyncio.sleep(0.05)  # metadata has no change notification to wait on

@@ -32,9 +32,15 @@ class BadUri(Exception):
 
 
 def _without_password(text: str, uri: str) -> str:
-    userinfo = uri.partition("://")[2].split("/", 1)[0].rpartition("@")[0]
-    password = userinfo.partition(":")[2]
+    password = _authority(uri)[0].partition(":")[2]
     return text.replace(password, "***") if password else text
+
+
+def _authority(uri: str) -> tuple[str, str]:
+    """(user:password, host:port list) of a MongoDB URI."""
+    authority = uri.partition("://")[2].split("/", 1)[0].split("?", 1)[0]
+    userinfo, _, hosts = authority.rpartition("@")
+    return userinfo, hosts
 
 
 class MongoUnreachable(Exception):
@@ -72,5 +78,4 @@ async def _ping(database: Any, timeout_s: float) -> None:
 
 def hosts(uri: str) -> str:
     """The host:port list of a MongoDB URI, without its user and password."""
-    authority = uri.partition("://")[2].split("/", 1)[0].split("?", 1)[0]
-    return authority.rpartition("@")[2]
+    return _authority(uri)[1]

@@ -149,12 +149,13 @@ class CommandFlow:
     def _start(self, decision: Decision) -> None:
         record, scope = decision.record, decision.scope
         self._ledger.taken(record.partition, record.offset)
-        order = self._users.setdefault(scope.owner, UserOrder()) if scope else None
-        before = order.before(scope) if order and scope else []
-        task = asyncio.create_task(self._run(decision, before))
-        self._tasks.setdefault(record.partition, set()).add(task)
-        if order is not None and scope is not None:
+        if scope is None:
+            task = asyncio.create_task(self._run(decision, []))
+        else:
+            order = self._users.setdefault(scope.owner, UserOrder())
+            task = asyncio.create_task(self._run(decision, order.before(scope)))
             order.started(scope, task)
+        self._tasks.setdefault(record.partition, set()).add(task)
         task.add_done_callback(lambda finished: self._finished(decision, finished))
 
     async def _run(self, decision: Decision, before: list[asyncio.Task[None]]) -> None:

@@ -69,6 +69,15 @@ def partition_count(consumer: AIOKafkaConsumer, topic: str) -> int | None:
     return len(consumer.partitions_for_topic(topic) or ()) or None
 
 
+def committer(consumer: AIOKafkaConsumer, topic: str) -> Commit:
+    """Commits the topic's partitions at the positions given, through this consumer."""
+
+    async def commit(positions: dict[int, int]) -> None:
+        await consumer.commit({TopicPartition(topic, p): o for p, o in positions.items()})
+
+    return commit
+
+
 def _no_body_decoding(_message: Any) -> None:
     return None
 
@@ -93,10 +102,6 @@ def subscribe_commands(
     async def on_commands(message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message
         consumer: AIOKafkaConsumer = message.consumer
-        topic = settings.commands_topic
-
-        async def commit(positions: dict[int, int]) -> None:
-            await consumer.commit({TopicPartition(topic, p): o for p, o in positions.items()})
-
-        count = partition_count(consumer, topic)
+        count = partition_count(consumer, settings.commands_topic)
+        commit = committer(consumer, settings.commands_topic)
         await handle([incoming_record(r, count) for r in records], commit)

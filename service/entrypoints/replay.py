@@ -17,22 +17,20 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaConnectionError
 from faststream.kafka import KafkaBroker
 
-from service.adapters.broker_connection import reasons_from_aiokafka
+from service.adapters.broker_connection import BrokerUnreachable, start_consumer
 from service.adapters.dead_letters import DiscardingDeadLetters
 from service.adapters.event_log import read_face_events
 from service.adapters.result_publisher import DiscardingPublisher, KafkaJsonPublisher
 from service.adapters.topic_reader import read_to_end, topic_partitions
 from service.bootstrap import kafka_unreachable, open_pipeline, retry_policy, wait_for_kafka
 from service.entrypoints.command_flow import CommandFlow, Commit
-from service.entrypoints.consumer import incoming_record, partition_count
+from service.entrypoints.consumer import committer, incoming_record, partition_count
 from service.service_layer.handling import Answer
 from service.service_layer.intake import IncomingRecord
 from service.service_layer.ports import MessagePublisher, PersonStore
 from service.service_layer.restore import apply_face_events
-from service.service_layer.startup import OutOfTime, retry_until
 from service.settings import Settings
 
 
@@ -103,14 +101,14 @@ async def replay_commands(
     # Kafka first, as the service does: the models load only once the broker answers.
     async with (
         _publishers(settings, results_topic, events_topic) as (results, events),
-        _commands_consumer(settings, start, group_id, progress) as batches,
+        _commands_consumer(settings, start, group_id, progress) as (batches, commit),
         open_pipeline(
             settings, store, results=results, events=events, dead_letters=DiscardingDeadLetters()
         ) as pipeline,
     ):
         flow = CommandFlow(pipeline.handling, settings.max_records_in_flight, answered)
         try:
-            async for records, commit in batches:
+            async for records in batches:
                 await flow.take(records, commit)
         finally:
             # Normally: every record finished and committed. After an error: the work
@@ -146,39 +144,20 @@ async def _publishers(
         await broker.stop()
 
 
-async def _start_waiting(consumer: AIOKafkaConsumer, settings: Settings) -> None:
-    """The consumer started, waiting for a broker still starting as `run` does."""
-
-    async def attempt(_left_s: float) -> None:
-        try:
-            await consumer.start()
-        except BaseException:
-            await consumer.stop()  # a failed start leaves its client open otherwise
-            raise
-
-    with reasons_from_aiokafka() as reasons:
-        try:
-            await retry_until(
-                attempt, within_s=settings.startup_timeout_s, retry_on=(KafkaConnectionError,)
-            )
-        except OutOfTime as error:
-            last = reasons.last or str(error.last)
-        else:
-            return
-    raise kafka_unreachable(settings, last)
-
-
 @asynccontextmanager
 async def _commands_consumer(
     settings: Settings, start: StartAt, group_id: str, progress: Progress | None
-) -> AsyncIterator[AsyncIterator[tuple[list[IncomingRecord], Commit]]]:
-    """The commands written before now, in batches, each with the commit of its consumer."""
+) -> AsyncIterator[tuple[AsyncIterator[list[IncomingRecord]], Commit]]:
+    """The commands written before now, in batches, and the commit of their consumer."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         group_id=group_id,
         enable_auto_commit=False,
     )
-    await _start_waiting(consumer, settings)
+    try:
+        await start_consumer(consumer, settings.startup_timeout_s)
+    except BrokerUnreachable as error:
+        raise kafka_unreachable(settings, str(error)) from error
     try:
         partitions = await topic_partitions(consumer, settings.commands_topic)
         consumer.assign(partitions)
@@ -189,15 +168,12 @@ async def _commands_consumer(
             progress.total = sum(max(0, end[tp] - begin[tp]) for tp in partitions)
         topic = settings.commands_topic
 
-        async def commit(positions: dict[int, int]) -> None:
-            await consumer.commit({TopicPartition(topic, p): o for p, o in positions.items()})
-
-        async def batches() -> AsyncIterator[tuple[list[IncomingRecord], Commit]]:
+        async def batches() -> AsyncIterator[list[IncomingRecord]]:
             async for batch in read_to_end(consumer, end, settings.max_records_in_flight):
                 count = partition_count(consumer, topic)
-                yield [incoming_record(r, count) for r in batch], commit
+                yield [incoming_record(r, count) for r in batch]
 
-        yield batches()
+        yield batches(), committer(consumer, topic)
     finally:
         await consumer.stop()
 

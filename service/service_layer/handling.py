@@ -172,7 +172,7 @@ class CommandHandling:
             # logged with its traceback.
             log.exception("intake failed", extra={"request_id": envelope.request_id})
             failure = unexpected_failure(error)
-            return Decision(record, None, partial(self._answer, envelope, None, failure, received))
+            return Decision(record, None, partial(self._failed, envelope, failure, received))
         return Decision(record, Scope.of(command), partial(self._work, envelope, command, received))
 
     def _admit(self, envelope: Envelope) -> Command:
@@ -188,18 +188,20 @@ class CommandHandling:
         return parse_command(envelope, self._rules.system_category_keys)
 
     async def _refuse(self, envelope: Envelope, refusal: Rejected, received: float) -> Answer:
-        answer = await self._answer(
-            envelope, None, Outcome(code=refusal.code, message=refusal.message), received
-        )
+        outcome = Outcome(code=refusal.code, message=refusal.message)
+        answer = self._answer(envelope, None, outcome, received)
         if isinstance(refusal, Unreadable):
             # The copy goes first: once a result is out, the record may be committed.
             copy = partial(self._dead_letter, envelope.record, refusal)
             answer.deliveries.insert(0, Delivery("dead_letter", copy))
         return answer
 
+    async def _failed(self, envelope: Envelope, failure: Outcome, received: float) -> Answer:
+        return self._answer(envelope, None, failure, received)
+
     async def _work(self, envelope: Envelope, command: Command, received: float) -> Answer:
         outcome = await self._bus.handle(command)
-        answer = await self._answer(envelope, command, outcome, received)
+        answer = self._answer(envelope, command, outcome, received)
         if outcome.image is not None:
             # Before the result: a crash in between re-publishes the identical event.
             event = face_registered(command, outcome.image)
@@ -207,7 +209,7 @@ class CommandHandling:
             answer.deliveries.insert(0, Delivery("event", send))
         return answer
 
-    async def _answer(
+    def _answer(
         self, envelope: Envelope, command: Command | None, outcome: Outcome, received: float
     ) -> Answer:
         result = _result(envelope, command, outcome)

@@ -16,6 +16,7 @@ import pytest_asyncio
 
 from service.entrypoints.http_endpoints import LIVENESS_PATH, METRICS_PATH, READINESS_PATH
 from tests.conftest import free_port
+from tests.support import reaper
 from tests.support.image_server import ImageServer
 from tests.support.images import fixture_bytes
 from tests.support.kafka_client import CommandClient
@@ -187,7 +188,8 @@ async def test_readiness_turns_false_when_the_broker_goes_away(
 ) -> None:
     service, probe, _, _ = started
     assert service.process is not None
-    [broker] = [pid for pid in _descendants(service.process.pid) if "tansu" in _command(pid)]
+    descendants = reaper.descendants(service.process.pid)
+    [broker] = [pid for pid in descendants if "tansu" in reaper.command_line(pid)]
 
     os.kill(broker, signal.SIGKILL)
 
@@ -199,13 +201,3 @@ async def test_readiness_turns_false_when_the_broker_goes_away(
     assert status == 503
     assert body["checks"]["kafka"] is False
     assert (await probe.status(LIVENESS_PATH))[0] == 200  # alive: a restart would not help
-
-
-def _descendants(pid: int) -> list[int]:
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    found = [int(child) for child in children]
-    return found + [grandchild for child in found for grandchild in _descendants(child)]
-
-
-def _command(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()

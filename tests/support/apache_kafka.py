@@ -6,6 +6,7 @@ later run; nothing is committed. Each `ApacheKafka` formats a fresh log director
 own. The JVM is told to die with the process that started it (PR_SET_PDEATHSIG), so a
 test run that is interrupted, or even killed -9, leaves no broker behind.
 
+    python -m tests.support.apache_kafka check     # java and mvn there? (make test asks)
     python -m tests.support.apache_kafka resolve   # fetch the jars now (CI warms the cache)
     python -m tests.support.apache_kafka run       # a broker in the foreground, for a try
 """
@@ -17,12 +18,12 @@ import contextlib
 import fcntl
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from tests.support.ports import free_port
 from tests.support.reaper import dying_with_parent
 
 KAFKA_VERSION = "4.1.1"
@@ -117,12 +118,6 @@ def _resolve_into(cache: Path, libs: Path) -> None:
         )
     shutil.rmtree(libs, ignore_errors=True)
     staging.rename(libs)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def java(
@@ -250,10 +245,6 @@ class ApacheKafka:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-40:])
         return ""
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
     async def kill(self) -> None:
         """kill -9, as when the broker's machine dies: the log directory stays."""
         if self._process is not None and self._process.returncode is None:
@@ -280,6 +271,8 @@ def _main(argv: list[str]) -> int:
     if missing := missing_tools():
         print(MISSING_TOOLS.format(version=KAFKA_VERSION, missing=" and ".join(missing)))  # noqa: T201
         return 2
+    if command == "check":
+        return 0
     if command == "resolve":
         print(classpath())  # noqa: T201
         return 0

@@ -58,9 +58,9 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def _command(pid: int) -> str:
+def command_line(pid: int) -> str:
     with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     return "?"
 
 
@@ -73,9 +73,9 @@ def kill_leftovers() -> list[str]:
     leftovers = [
         pid
         for pid in descendants(os.getpid())
-        if not any(helper in _command(pid) for helper in _OWN_HELPERS)
+        if not any(helper in command_line(pid) for helper in _OWN_HELPERS)
     ]
-    left = [f"{pid} {_command(pid)}" for pid in leftovers]
+    left = [f"{pid} {command_line(pid)[:120]}" for pid in leftovers]
     for pid in leftovers:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

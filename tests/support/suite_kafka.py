@@ -9,17 +9,16 @@ machine without Java; there the service needs its embedded-broker settings.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from service.adapters.embedded_kafka import ensure_topics
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "docker" / "compose.yaml"
-TOPIC_ALREADY_EXISTS = 36
 
 Kind = Literal["apache", "tansu"]
 
@@ -75,40 +74,10 @@ async def create_topics(
     """The topics as production has them: the deploy files' partition count, the commands
     topic stamped by the broker, the face events never expired. A test that forges the
     call times the limiter judges passes `commands_log_append_time=False`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        new = []
-        for role, name in topics.items():
-            configs = {}
-            if role == "commands" and commands_log_append_time:
-                configs["message.timestamp.type"] = "LogAppendTime"
-            if role == "events":
-                configs["retention.ms"] = "-1"
-            new.append(NewTopic(name, deploy_partitions(), 1, topic_configs=configs))
-        response = await admin.create_topics(new)
-        for name, code, message in response.topic_errors:
-            if code not in (0, TOPIC_ALREADY_EXISTS):
-                raise RuntimeError(f"creating topic {name} failed: {code} {message}")
-        await _until_served(admin, list(topics.values()))
-    finally:
-        await admin.close()
+    configs: dict[str, dict[str, str]] = {}
+    if "commands" in topics and commands_log_append_time:
+        configs[topics["commands"]] = {"message.timestamp.type": "LogAppendTime"}
+    if "events" in topics:
+        configs[topics["events"]] = {"retention.ms": "-1"}
+    await ensure_topics(bootstrap, list(topics.values()), deploy_partitions(), configs)
     return topics
-
-
-async def _until_served(
-    admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 30
-) -> None:
-    """Kafka answers CreateTopics before every partition has a leader (Tansu does not):
-    a client that looks the topic up at once would find no partitions."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            described = await admin.describe_topics(names)
-            if all(
-                t["error_code"] == 0
-                and len(t["partitions"]) == deploy_partitions()
-                and all(p["leader"] >= 0 for p in t["partitions"])
-                for t in described
-            ):
-                return
-            await asyncio.sleep(0.05)  # metadata has no change notification to wait on

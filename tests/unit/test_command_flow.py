@@ -73,13 +73,23 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def pipeline(handling: Handling, max_in_flight: int = 100) -> CommandFlow:
+def flow(handling: Handling, max_in_flight: int = 100) -> CommandFlow:
     return CommandFlow(handling, max_in_flight=max_in_flight)
+
+
+async def waiting_for_room(
+    commands: CommandFlow, commits: Commits, *names: str
+) -> asyncio.Task[None]:
+    """A poll that fills the flow: its `take` is still waiting for room."""
+    taking = asyncio.create_task(commands.take(records(0, 0, *names), commits))
+    await settle()
+    assert not taking.done()
+    return taking
 
 
 async def test_a_later_record_finishes_first_but_the_commit_waits_for_the_earlier_one() -> None:
     scripted, commits = ScriptedHandling(), Commits()
-    commands = pipeline(scripted)
+    commands = flow(scripted)
     await commands.take(records(0, 10, "slow", "quick"), commits)
     scripted.gates["quick"].set()
     await settle()
@@ -93,7 +103,7 @@ async def test_a_later_record_finishes_first_but_the_commit_waits_for_the_earlie
 
 async def test_one_persons_commands_run_in_partition_order_across_polls() -> None:
     scripted, commits = ScriptedHandling(), Commits()
-    commands = pipeline(scripted)
+    commands = flow(scripted)
     await commands.take(records(0, 0, "ann-1"), commits)
     await commands.take(records(0, 1, "ann-2", "bob-1"), commits)
     scripted.gates["ann-2"].set()
@@ -109,10 +119,8 @@ async def test_one_persons_commands_run_in_partition_order_across_polls() -> Non
 
 async def test_take_returns_only_when_there_is_room() -> None:
     scripted, commits = ScriptedHandling(), Commits()
-    commands = pipeline(scripted, max_in_flight=2)
-    taking = asyncio.create_task(commands.take(records(0, 0, "a", "b"), commits))
-    await settle()
-    assert not taking.done()
+    commands = flow(scripted, max_in_flight=2)
+    taking = await waiting_for_room(commands, commits, "a", "b")
     scripted.gates["a"].set()
     await settle()
     assert taking.done()
@@ -122,7 +130,7 @@ async def test_take_returns_only_when_there_is_room() -> None:
 
 async def test_a_revoked_partition_is_cut_short_and_committed_up_to_its_first_unfinished() -> None:
     scripted, commits = ScriptedHandling(), Commits()
-    commands = pipeline(scripted)
+    commands = flow(scripted)
     await commands.take(records(3, 0, "done", "stuck", "after"), commits)
     scripted.gates["done"].set()
     scripted.gates["after"].set()
@@ -138,7 +146,7 @@ async def test_a_revoked_partition_is_cut_short_and_committed_up_to_its_first_un
 
 async def test_close_waits_for_work_then_commits_and_takes_nothing_more() -> None:
     scripted, commits = ScriptedHandling(), Commits()
-    commands = pipeline(scripted)
+    commands = flow(scripted)
     await commands.take(records(0, 0, "a"), commits)
     closing = asyncio.create_task(commands.close(5))
     await settle()
@@ -151,7 +159,7 @@ async def test_close_waits_for_work_then_commits_and_takes_nothing_more() -> Non
 
 async def test_a_close_past_its_deadline_leaves_the_unfinished_uncommitted() -> None:
     scripted, commits = ScriptedHandling(), Commits()
-    commands = pipeline(scripted)
+    commands = flow(scripted)
     await commands.take(records(0, 0, "stuck"), commits)
     await commands.close(0.05)
     assert commits.position.get(0, 0) == 0
@@ -175,7 +183,7 @@ def test_the_ledger_commits_each_partition_up_to_its_oldest_pending_record() -> 
 
 async def test_a_command_over_the_whole_library_waits_for_the_users_earlier_commands() -> None:
     scripted, commits = ScriptedHandling(), Commits()
-    commands = pipeline(scripted)
+    commands = flow(scripted)
     await commands.take(records(0, 0, "ann-1", "bob-1", "ALL-1", "ann-2", "refused"), commits)
     await settle()
     assert scripted.started == ["ann-1", "bob-1", "refused"]  # ALL-1 waits, ann-2 behind it
@@ -198,10 +206,8 @@ async def test_a_command_over_the_whole_library_waits_for_the_users_earlier_comm
 
 async def test_a_poll_waiting_for_room_is_let_go_when_its_partition_is_revoked() -> None:
     scripted, commits = ScriptedHandling(), Commits()
-    commands = pipeline(scripted, max_in_flight=2)
-    taking = asyncio.create_task(commands.take(records(0, 0, "a", "b"), commits))
-    await settle()
-    assert not taking.done()
+    commands = flow(scripted, max_in_flight=2)
+    taking = await waiting_for_room(commands, commits, "a", "b")
 
     await commands.revoked({0})
     await settle()
@@ -212,7 +218,7 @@ async def test_a_poll_waiting_for_room_is_let_go_when_its_partition_is_revoked()
 
 async def test_records_of_a_revoked_partition_handed_over_late_are_left_to_its_new_owner() -> None:
     scripted, commits = ScriptedHandling(), Commits()
-    commands = pipeline(scripted)
+    commands = flow(scripted)
     await commands.revoked({1})
 
     await commands.take(records(1, 7, "late") + records(2, 0, "kept"), commits)
@@ -231,10 +237,8 @@ async def test_records_of_a_revoked_partition_handed_over_late_are_left_to_its_n
 
 async def test_a_close_lets_a_poll_waiting_for_room_return() -> None:
     scripted, commits = ScriptedHandling(), Commits()
-    commands = pipeline(scripted, max_in_flight=1)
-    taking = asyncio.create_task(commands.take(records(0, 0, "stuck"), commits))
-    await settle()
-    assert not taking.done()
+    commands = flow(scripted, max_in_flight=1)
+    taking = await waiting_for_room(commands, commits, "stuck")
 
     await commands.close(0.01)
     await settle()
