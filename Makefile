@@ -43,7 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 schemas: $(STAMP)
-	$(BIN)/face-service schemas --write
+	$(BIN)/face-service schemas
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

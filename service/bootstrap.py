@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from faststream import FastStream
@@ -22,13 +22,15 @@ from service.adapters.broker_connection import (
 from service.adapters.dead_letters import KafkaDeadLetters
 from service.adapters.embedded_kafka import EmbeddedKafka, ensure_topics
 from service.adapters.event_log import read_face_events
+from service.adapters.face_keys import FileFaceKeys, MongoFaceKeys
 from service.adapters.image_fetcher import FetchLimits, HttpImageFetcher
 from service.adapters.inference_pool import EngineConfig, InferencePool
+from service.adapters.journal import MongoJournal
 from service.adapters.model_weights import place_weights
 from service.adapters.person_store import MongoPersonStore
 from service.adapters.public_address import AddressPolicy
 from service.adapters.result_publisher import KafkaJsonPublisher
-from service.domain.commands import RegisterFace
+from service.domain.commands import ListPersons, RegisterFace, TagPerson, UnregisterFaces
 from service.domain.faces import FacePolicy
 from service.domain.person import ModelProvenance
 from service.entrypoints.command_flow import CommandFlow, Commit
@@ -37,18 +39,24 @@ from service.entrypoints.http_endpoints import HttpEndpoints
 from service.metrics import LiveCounts, service_registry
 from service.service_layer.handling import CommandHandling, PartitionThrottle, intake_rules
 from service.service_layer.intake import IncomingRecord
+from service.service_layer.journaled import JournaledAnswers
+from service.service_layer.listing import ListPersonsHandler
 from service.service_layer.messagebus import MessageBus
 from service.service_layer.ports import (
     DeadLetters,
     FaceAnalyser,
+    FaceKeys,
     ImageFetcher,
     MessagePublisher,
     PersonStore,
+    Stores,
 )
 from service.service_layer.register import MatchPolicy, RegisterFaceHandler
 from service.service_layer.restore import apply_face_events
 from service.service_layer.retry import RetryPolicy
 from service.service_layer.startup import StartupFailed
+from service.service_layer.tag import TagPersonHandler
+from service.service_layer.unregister import UnregisterFacesHandler
 from service.settings import Settings
 
 log = logging.getLogger("service")
@@ -61,8 +69,8 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 
 @asynccontextmanager
-async def open_store(settings: Settings) -> AsyncIterator[tuple[MongoPersonStore, Any]]:
-    """The person store and its database, indexes created."""
+async def open_store(settings: Settings) -> AsyncIterator[tuple[Stores, Any]]:
+    """The stores and their database, indexes created."""
     uri = settings.mongodb_uri.get_secret_value() if settings.mongodb_uri else None
     try:
         client, database = mongo.open_database(uri, settings.mongodb_database)
@@ -72,15 +80,28 @@ async def open_store(settings: Settings) -> AsyncIterator[tuple[MongoPersonStore
             "correct MONGODB_URI (mongodb://host:port/... or mongodb+srv://... whose DNS "
             "records exist)",
         ) from error
+    closing: list[Callable[[], None]] = []
     try:
         if uri is None:
             log.warning("no MONGODB_URI: faces are kept in process memory and NOT persisted")
         else:
             await wait_for_mongodb(database, uri, settings)
-        store = MongoPersonStore(database)
-        await retry_policy(settings).run(store.ensure_indexes)
-        yield store, database
+        persons, journal = MongoPersonStore(database), MongoJournal(database)
+        for indexed in (persons, journal):
+            await retry_policy(settings).run(indexed.ensure_indexes)
+        keys: FaceKeys
+        if uri is None:
+            file_keys = FileFaceKeys(settings.embedded_face_keys_file)
+            closing.append(file_keys.close)
+            keys = file_keys
+        else:
+            mongo_keys = MongoFaceKeys(database)
+            await retry_policy(settings).run(mongo_keys.ensure_indexes)
+            keys = mongo_keys
+        yield Stores(persons=persons, journal=journal, keys=keys), database
     finally:
+        for close in closing:
+            close()
         client.close()
 
 
@@ -150,7 +171,7 @@ async def wait_for_mongodb(database: Any, uri: str, settings: Settings) -> None:
 def bootstrap(
     settings: Settings,
     *,
-    store: PersonStore,
+    stores: Stores,
     fetcher: ImageFetcher,
     analyser: FaceAnalyser,
     results: MessagePublisher,
@@ -160,8 +181,12 @@ def bootstrap(
 ) -> CommandHandling:
     """The use cases wired to the ports they are given: the real adapters in the service
     and in replays, fakes in unit tests."""
+    retry = retry_policy(settings)
+    answers = JournaledAnswers(stores.journal, retry)
     register = RegisterFaceHandler(
-        store=store,
+        store=stores.persons,
+        journal=stores.journal,
+        keys=stores.keys,
         fetcher=fetcher,
         analyser=analyser,
         provenance=ModelProvenance(
@@ -170,12 +195,22 @@ def bootstrap(
             weights_sha256=weights_sha256,
         ),
         match=MatchPolicy(settings.face_match_enabled, settings.face_match_max_distance),
-        retry=retry_policy(settings),
+        retry=retry,
         max_images_in_memory=settings.max_images_in_memory,
     )
+    unregister = UnregisterFacesHandler(stores.persons, stores.keys, answers)
+    tag = TagPersonHandler(stores.persons, answers)
+    listing = ListPersonsHandler(stores.persons, answers, settings.list_answer_retention_s)
     return CommandHandling(
-        bus=MessageBus({RegisterFace: register.handle}),
-        throttle=PartitionThrottle(settings.rate_limit_per_second),
+        bus=MessageBus(
+            {
+                RegisterFace: register.handle,
+                UnregisterFaces: unregister.handle,
+                TagPerson: tag.handle,
+                ListPersons: listing.handle,
+            }
+        ),
+        throttle=PartitionThrottle(settings.rate_limits),
         rules=intake_rules(
             settings.system_category_ids,
             settings.max_command_bytes,
@@ -184,7 +219,7 @@ def bootstrap(
         results=results,
         events=events,
         dead_letters=dead_letters,
-        retry=retry_policy(settings),
+        retry=retry,
     )
 
 
@@ -199,7 +234,7 @@ class Pipeline:
 @asynccontextmanager
 async def open_pipeline(
     settings: Settings,
-    store: PersonStore,
+    stores: Stores,
     results: MessagePublisher,
     events: MessagePublisher,
     dead_letters: DeadLetters,
@@ -221,7 +256,7 @@ async def open_pipeline(
         stack.push_async_callback(fetcher.close)
         handling = bootstrap(
             settings,
-            store=store,
+            stores=stores,
             fetcher=fetcher,
             analyser=inference,
             results=results,
@@ -275,8 +310,8 @@ class Service:
         self._wrap_store = wrap_store or (lambda store: store)
         self._commands: CommandFlow | None = None
         self._joined = False  # the consumer has had its first partition assignment
-        self._store: PersonStore | None = None
         # Once started, for operators' tools and tests.
+        self.stores: Stores | None = None
         self.database: Any = None
         self.inference: InferencePool | None = None
         # One registry per service: ours, and FastStream's broker metrics (recorded by the
@@ -313,14 +348,14 @@ class Service:
             # loaded, and the consumer starts only once they are warm.
             self._joined = True
             self._log_ready()
-        if self.settings.uses_embedded_store and self._store is not None and partitions:
+        if self.settings.uses_embedded_store and self.stores is not None and partitions:
             # The in-process store holds only what this process saw: before consuming a
             # partition's commands, it takes in that partition's faces from the events.
             restored = await apply_face_events(
                 read_face_events(
                     self.settings.bootstrap_servers, self.settings.events_topic, partitions
                 ),
-                self._store.restore,
+                self.stores,
                 retry_policy(self.settings),
             )
             log.info(
@@ -401,7 +436,9 @@ class Service:
             if settings.uses_embedded_kafka:
                 embedded = EmbeddedKafka(settings.embedded_kafka_host, settings.embedded_kafka_port)
                 stack.push_async_callback(embedded.stop)
-                await embedded.start()
+                if await embedded.start() and settings.uses_embedded_store:
+                    # Its topics start empty: the keys of the faces on the old ones go.
+                    FileFaceKeys.reset(settings.embedded_face_keys_file).close()
                 await ensure_topics(
                     settings.bootstrap_servers,
                     (
@@ -420,12 +457,12 @@ class Service:
                     "IMAGE_FETCH_ALLOWLIST lets image URLs reach these non-public networks",
                     extra={"allowlist": list(settings.image_fetch_allowlist)},
                 )
-            mongo_store, self.database = await stack.enter_async_context(open_store(settings))
-            store = self._store = self._wrap_store(mongo_store)
+            opened, self.database = await stack.enter_async_context(open_store(settings))
+            stores = self.stores = replace(opened, persons=self._wrap_store(opened.persons))
             pipeline = await stack.enter_async_context(
                 open_pipeline(
                     settings,
-                    store,
+                    stores,
                     results=KafkaJsonPublisher(self.broker, settings.results_topic),
                     events=KafkaJsonPublisher(self.broker, settings.events_topic),
                     dead_letters=KafkaDeadLetters(self.broker, settings.dlq_topic),

@@ -107,6 +107,27 @@ class Settings(BaseSettings):
     rate_limit_per_second: int = Field(
         100, ge=1, description="RegisterCustomFace calls admitted per user per second."
     )
+    unregister_rate_limit_per_second: int = Field(
+        100, ge=1, description="UnregisterCustomFace calls admitted per user per second."
+    )
+    tag_rate_limit_per_second: int = Field(
+        100, ge=1, description="TagCustomPerson calls admitted per user per second."
+    )
+    list_rate_limit_per_second: int = Field(
+        100, ge=1, description="ListCustomPersons calls admitted per user per second."
+    )
+    list_answer_retention_s: float = Field(
+        7 * 24 * 3600.0,
+        gt=0,
+        description="How long a ListCustomPersons answer is kept, so that the command "
+        "processed again (redelivery, replay) answers the same. It holds image URLs and names.",
+    )
+    embedded_face_keys_file: Path = Field(
+        Path.home() / ".local" / "state" / "face-service" / "face-keys.sqlite",
+        description="Without MONGODB_URI: the file of the faces' data keys, which the "
+        "in-process store needs to rebuild itself from the face events after a restart. "
+        "Emptied when the embedded broker starts empty.",
+    )
 
     image_fetch_ports: PortList = Field(
         (80, 443), description="Comma-separated ports image URLs may use."
@@ -220,6 +241,16 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError(f"ENVIRONMENT=production needs {', '.join(missing)}")
         return self
+
+    @property
+    def rate_limits(self) -> dict[str, int]:
+        """Calls per user per second, by action."""
+        return {
+            "RegisterCustomFace": self.rate_limit_per_second,
+            "UnregisterCustomFace": self.unregister_rate_limit_per_second,
+            "TagCustomPerson": self.tag_rate_limit_per_second,
+            "ListCustomPersons": self.list_rate_limit_per_second,
+        }
 
     @property
     def uses_embedded_kafka(self) -> bool:

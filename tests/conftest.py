@@ -66,6 +66,20 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         sys.stderr.write(f"\nkilled processes the tests left running: {left}\n")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def face_keys_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where every service of the run, in process or not, keeps its faces' keys when it has
+    no MongoDB: in the run's temporary directory, not the user's home."""
+    path = tmp_path_factory.mktemp("face-keys") / "face-keys.sqlite"
+    before = os.environ.get("EMBEDDED_FACE_KEYS_FILE")
+    os.environ["EMBEDDED_FACE_KEYS_FILE"] = str(path)
+    yield path
+    if before is None:
+        del os.environ["EMBEDDED_FACE_KEYS_FILE"]
+    else:
+        os.environ["EMBEDDED_FACE_KEYS_FILE"] = before
+
+
 @pytest_asyncio.fixture(scope="session")
 async def broker(
     tmp_path_factory: pytest.TempPathFactory,

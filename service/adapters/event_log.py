@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import AsyncIterator, Collection
 
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from service.adapters.topic_reader import read_to_end, topic_partitions
-from service.contracts.messages import FaceRegistered
+from service.contracts.face_events import decode_event_json
+from service.contracts.messages import FaceEvent
 
-log = logging.getLogger(__name__)
+
+class UnreadableEvent(Exception):
+    """An event of the log that is not one this service writes. A rebuild stops there: one
+    that skipped it could bring back a face its unregistration was meant to remove."""
 
 
 async def read_face_events(
     bootstrap_servers: str, topic: str, partitions: Collection[int] | None = None
-) -> AsyncIterator[FaceRegistered]:
+) -> AsyncIterator[FaceEvent]:
     """Every event of `partitions` (all when None) written before the call, in log order."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     await consumer.start()
@@ -29,19 +31,17 @@ async def read_face_events(
         await consumer.seek_to_beginning(*chosen)
         async for batch in read_to_end(consumer, await consumer.end_offsets(chosen)):
             for record in batch:
-                event = _decode(record.value, record.partition, record.offset)
-                if event is not None:
-                    yield event
+                yield _decode(record.value, record.partition, record.offset)
     finally:
         await consumer.stop()
 
 
-def _decode(value: bytes | None, partition: int, offset: int) -> FaceRegistered | None:
+def _decode(value: bytes | None, partition: int, offset: int) -> FaceEvent:
     try:
-        return FaceRegistered.model_validate(json.loads(value or b""))
-    except (ValueError, ValidationError):
-        log.error(
-            "skipped an undecodable face event",
-            extra={"partition": partition, "offset": offset},
-        )
-        return None
+        return decode_event_json(value or b"")
+    except ValidationError as error:
+        problem = error.errors()[0]
+        raise UnreadableEvent(
+            f"the face event at partition {partition}, offset {offset} cannot be read "
+            f"({problem['msg']} at {'.'.join(str(p) for p in problem['loc']) or 'the top'})"
+        ) from None

@@ -6,8 +6,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pymongo
-from pymongo.errors import ConfigurationError, ConnectionFailure, OperationFailure
+from pymongo.errors import (
+    ConfigurationError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+)
 
+from service.domain.errors import TransientError
 from service.service_layer.startup import OutOfTime, retry_until
 
 
@@ -79,3 +86,23 @@ async def _ping(database: Any, timeout_s: float) -> None:
 def hosts(uri: str) -> str:
     """The host:port list of a MongoDB URI, without its user and password."""
     return _authority(uri)[1]
+
+
+class transient_on_driver_errors:
+    """Driver failures (unreachable server, failover, timeouts) may pass: they become
+    TransientError, which is retried. A duplicate key is an answer, not a failure."""
+
+    def __init__(self, doing: str) -> None:
+        self._doing = doing
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: Any, _tb: Any) -> None:
+        # None, not bool: it never swallows, and mypy then knows a return inside is one.
+        if (
+            kind is not None
+            and issubclass(kind, PyMongoError)
+            and not isinstance(error, DuplicateKeyError)
+        ):
+            raise TransientError(f"MongoDB failed {self._doing}: {type(error).__name__}") from error

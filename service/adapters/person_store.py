@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError
 
-from service.domain.commands import RegisterFace
+from service.adapters.mongo import transient_on_driver_errors
+from service.domain.commands import PageStart, RegisterFace, TagPerson
 from service.domain.errors import Rejected, TransientError
 from service.domain.faces import Box
 from service.domain.person import (
     MAX_IMAGES_PER_PERSON,
     FaceImage,
+    Library,
     ModelProvenance,
     Person,
     face_limit_exceeded,
 )
 
 COLLECTION = "persons"
+LIBRARIES = "libraries"
+_HAS_FACE = {"images.0": {"$exists": True}}
 
 
 class MongoPersonStore:
-    """One document per (owner, category, person) with an embedded array of images.
+    """One document per (owner, category, person) with an embedded array of images, and one
+    per (owner, category) with the library's texts.
 
     `database` is a motor database, or mongomock-motor's in the embedded mode: both take
     the same calls, and only calls both honour are used (equality-only upsert filters).
@@ -32,9 +38,10 @@ class MongoPersonStore:
 
     def __init__(self, database: Any) -> None:
         self._persons = database[COLLECTION]
+        self._libraries = database[LIBRARIES]
 
     async def ensure_indexes(self) -> None:
-        async with _transient_on_driver_errors("creating indexes"):
+        async with transient_on_driver_errors("creating indexes"):
             await self._persons.create_index(
                 [("owner", ASCENDING), ("category_key", ASCENDING), ("person_key", ASCENDING)],
                 unique=True,
@@ -43,11 +50,111 @@ class MongoPersonStore:
             await self._persons.create_index(
                 [("owner", ASCENDING), ("images.face_id", ASCENDING)], name="owner_face_id"
             )
+            await self._libraries.create_index(
+                [("owner", ASCENDING), ("category_key", ASCENDING)],
+                unique=True,
+                name="library_identity",
+            )
 
     async def get_person(self, owner: str, category_key: str, person_key: str) -> Person | None:
-        async with _transient_on_driver_errors("reading a person"):
+        async with transient_on_driver_errors("reading a person"):
             document = await self._persons.find_one(_identity(owner, category_key, person_key))
         return _person_from(document) if document else None
+
+    async def get_library(self, owner: str, category_key: str) -> Library | None:
+        library = {"owner": owner, "category_key": category_key}
+        async with transient_on_driver_errors("reading a library"):
+            person = await self._persons.find_one({**library, **_HAS_FACE}, {"category_id": 1})
+            if person is None:
+                return None
+            document = await self._libraries.find_one(library)
+        return (
+            _library_from(document)
+            if document
+            else Library(owner, person["category_id"], category_key)
+        )
+
+    async def persons_of_library(self, owner: str, category_key: str) -> list[Person]:
+        async with transient_on_driver_errors("reading a library's persons"):
+            cursor = self._persons.find(
+                {"owner": owner, "category_key": category_key, **_HAS_FACE}
+            ).sort("person_key", ASCENDING)
+            return [_person_from(document) async for document in cursor]
+
+    async def remove_faces(self, owner: str, category_key: str, face_ids: Collection[str]) -> None:
+        library = {"owner": owner, "category_key": category_key}
+        ids = list(face_ids)
+        async with transient_on_driver_errors("removing faces"):
+            await self._persons.update_many(
+                {**library, "images.face_id": {"$in": ids}},
+                {
+                    "$pull": {"images": {"face_id": {"$in": ids}}},
+                    "$set": {"updated_at": datetime.now(UTC)},
+                },
+            )
+            await self._persons.delete_many({**library, "images": {"$size": 0}})
+            if await self._persons.find_one(library, {"_id": 1}) is None:
+                await self._libraries.delete_one(library)
+
+    async def tag(self, command: TagPerson) -> bool:
+        texts = command.texts
+        identity = _identity(*command.person_ref)
+        now = datetime.now(UTC)
+        async with transient_on_driver_errors("tagging a person"):
+            person = await self._persons.find_one({**identity, **_HAS_FACE}, {"category_id": 1})
+            if person is None:
+                return False
+            person_texts = _given(
+                person_name=texts.person_name, person_description=texts.person_description
+            )
+            if person_texts:
+                await self._persons.update_one(
+                    identity, {"$set": {**person_texts, "updated_at": now}}
+                )
+            library_texts = _given(name=texts.category_name, description=texts.category_description)
+            if library_texts:
+                await self._libraries.update_one(
+                    {"owner": command.owner, "category_key": command.category.key},
+                    {
+                        "$set": {**library_texts, "updated_at": now},
+                        "$setOnInsert": {"category_id": person["category_id"], "created_at": now},
+                    },
+                    upsert=True,
+                )
+        return True
+
+    async def page_of_persons(
+        self,
+        owner: str,
+        category_key: str | None,
+        person_key: str | None,
+        after: PageStart | None,
+        limit: int,
+    ) -> list[Person]:
+        query: dict[str, Any] = {"owner": owner, **_HAS_FACE}
+        if category_key is not None:
+            query["category_key"] = category_key
+        if person_key is not None:
+            query["person_key"] = person_key
+        if after is not None:
+            query["$or"] = [
+                {"category_key": {"$gt": after.category_key}},
+                {"category_key": after.category_key, "person_key": {"$gt": after.person_key}},
+            ]
+        async with transient_on_driver_errors("listing persons"):
+            cursor = (
+                self._persons.find(query, {"images.embedding": 0})
+                .sort([("category_key", ASCENDING), ("person_key", ASCENDING)])
+                .limit(limit)
+            )
+            return [_person_from(document) async for document in cursor]
+
+    async def libraries(self, owner: str, category_keys: Collection[str]) -> list[Library]:
+        async with transient_on_driver_errors("reading libraries"):
+            cursor = self._libraries.find(
+                {"owner": owner, "category_key": {"$in": list(category_keys)}}
+            )
+            return [_library_from(document) async for document in cursor]
 
     async def add_image(self, command: RegisterFace, image: FaceImage) -> FaceImage:
         """Store `image` unless the person has it already; returns the image that is stored.
@@ -57,7 +164,7 @@ class MongoPersonStore:
         """
         identity = _identity(*command.person_ref)
         now = datetime.now(UTC)
-        async with _transient_on_driver_errors("storing an image"):
+        async with transient_on_driver_errors("storing an image"):
             await self._create_person_once(command, identity, now)
             pushed = await self._persons.update_one(
                 {
@@ -102,11 +209,16 @@ class MongoPersonStore:
             "category_id": command.category.display,
             "person_id": command.person.display,
             "person_name": command.person_name,
+            "person_description": None,
             "created_at": now,
             "updated_at": now,
             "images": [],
         }
-        # A concurrent writer may create it between our match and insert: then it exists.
+        library = {"owner": command.owner, "category_key": command.category.key}
+        library_insert = {"category_id": command.category.display, "created_at": now}
+        # A concurrent writer may create either between our match and insert: then it exists.
+        with contextlib.suppress(DuplicateKeyError):
+            await self._libraries.update_one(library, {"$setOnInsert": library_insert}, upsert=True)
         with contextlib.suppress(DuplicateKeyError):
             await self._persons.update_one(identity, {"$setOnInsert": insert}, upsert=True)
 
@@ -138,8 +250,24 @@ def _person_from(document: dict[str, Any]) -> Person:
         person_id=document["person_id"],
         person_key=document["person_key"],
         person_name=document.get("person_name"),
+        person_description=document.get("person_description"),
         images=tuple(_image_from(item) for item in document.get("images", ())),
     )
+
+
+def _library_from(document: dict[str, Any]) -> Library:
+    return Library(
+        owner=document["owner"],
+        category_id=document["category_id"],
+        category_key=document["category_key"],
+        name=document.get("name"),
+        description=document.get("description"),
+    )
+
+
+def _given(**texts: str | None) -> dict[str, str | None]:
+    """The texts a command gives, an empty one as None (cleared)."""
+    return {name: text or None for name, text in texts.items() if text is not None}
 
 
 def _image_from(item: dict[str, Any]) -> FaceImage:
@@ -148,29 +276,10 @@ def _image_from(item: dict[str, Any]) -> FaceImage:
         request_id=item["request_id"],
         image_url=item["image_url"],
         image_sha256=item["image_sha256"],
-        embedding=tuple(item["embedding"]),
+        embedding=tuple(item.get("embedding", ())),  # not read for a listing
         box=Box(**item["box"]),
         provenance=ModelProvenance(
             model=item["model"], detector=item["detector"], weights_sha256=item["weights_sha256"]
         ),
         created_at=item["created_at"],
     )
-
-
-class _transient_on_driver_errors:
-    """Driver failures (unreachable server, failover, timeouts) may pass: retry them."""
-
-    def __init__(self, doing: str) -> None:
-        self._doing = doing
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, kind: type[BaseException] | None, error: Any, _tb: Any) -> bool:
-        if (
-            kind is not None
-            and issubclass(kind, PyMongoError)
-            and not isinstance(error, DuplicateKeyError)
-        ):
-            raise TransientError(f"MongoDB failed {self._doing}: {type(error).__name__}") from error
-        return False

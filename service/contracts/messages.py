@@ -1,53 +1,90 @@
-"""JSON messages of the commands and results topics, field names as in the cloud API."""
+"""JSON messages of the commands, results and face events topics, with the field names of
+the cloud API (MTS RegisterCustomFace, UnregisterCustomFace, TagCustomPerson,
+ListCustomPersons)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.domain.ids import MAX_ID_LENGTH
 
-MAX_PERSON_NAME_LENGTH = 128
+MAX_TEXT_LENGTH = 512  # names and descriptions
 MAX_REQUEST_ID_LENGTH = 128
+DEFAULT_MAX_RESULTS = 20
+MAX_MAX_RESULTS = 100
+
+_RECORD = (
+    "\n\nValue of a record on the commands topic. The record key is the owner's user "
+    "(account) id, UTF-8: it decides the partition and scopes every read and write, and "
+    "nothing in the body can name another user."
+)
+_RESULT = "\n\nValue of a record on the results topic, keyed like its command."
 
 
-class RegisterCustomFaceCommand(BaseModel):
-    """Register one face image for a person of a custom library.
-
-    Value of a record on the commands topic. The record key is the owner's user (account)
-    id, UTF-8: it decides the partition and scopes every read and write, and nothing in the
-    body can name another user.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", title="RegisterCustomFaceCommand")
-
-    RequestId: str | None = Field(
+def _request_id() -> Any:
+    return Field(
         None,
         min_length=1,
         max_length=MAX_REQUEST_ID_LENGTH,
-        description="Caller's id of this call. Absent: derived from the record's topic, "
+        description="Caller's id of this call: the same command processed again (redelivery, "
+        "replay) answers as the first time. Absent: derived from the record's topic, "
         "partition and offset, so a replay derives the same.",
         examples=["91AEA76D-25B5-50DF-9126-AA6BB10FDAF4"],
     )
-    Action: Literal["RegisterCustomFace"] = Field(
-        "RegisterCustomFace", description="The only action served for now."
-    )
-    CategoryId: str = Field(
+
+
+def _category_id(more: str = "") -> Any:
+    return Field(
         min_length=1,
         max_length=MAX_ID_LENGTH,
-        description="Custom library id, 1-120 characters, any language, case-insensitive. "
-        "Must not equal a system library id.",
+        description="Custom library id, 1-120 characters, any language, case-insensitive; "
+        "not a system library id." + more,
         examples=["Cat-1"],
     )
-    PersonId: str = Field(
+
+
+def _person_id(more: str) -> Any:
+    return Field(
         min_length=1,
         max_length=MAX_ID_LENGTH,
         description="Person id in the library, 1-120 characters, any language, "
-        "case-insensitive. `ALL` is reserved.",
+        "case-insensitive." + more,
         examples=["person-1"],
     )
+
+
+def _text(what: str) -> Any:
+    return Field(
+        None,
+        max_length=MAX_TEXT_LENGTH,
+        description=f"{what}, at most {MAX_TEXT_LENGTH} characters. Absent: unchanged; an "
+        "empty string clears it.",
+    )
+
+
+def _echo(what: str) -> Any:
+    return Field(description=f"The {what} as the command spelled it.")
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RegisterCustomFaceCommand(_Message):
+    """Register one face image for a person of a custom library."""
+
+    model_config = ConfigDict(title="RegisterCustomFaceCommand")
+    __doc__ = (__doc__ or "") + _RECORD
+
+    RequestId: str | None = _request_id()
+    Action: Literal["RegisterCustomFace"] = Field(
+        "RegisterCustomFace", description="The action; absent means RegisterCustomFace."
+    )
+    CategoryId: str = _category_id()
+    PersonId: str = _person_id(" `ALL` is reserved.")
     ImageUrl: str = Field(
         min_length=1,
         description="http or https URL of an image holding exactly one frontal face.",
@@ -55,29 +92,173 @@ class RegisterCustomFaceCommand(BaseModel):
     )
     PersonName: str | None = Field(
         None,
-        max_length=MAX_PERSON_NAME_LENGTH,
-        description="Display name of the person, at most 128 characters.",
+        max_length=MAX_TEXT_LENGTH,
+        description=f"Display name of the person, at most {MAX_TEXT_LENGTH} characters.",
     )
 
 
-class RegisterSucceeded(BaseModel):
-    """Result of a registered face: the value of a results record, keyed like its command."""
+class UnregisterCustomFaceCommand(_Message):
+    """Remove a face, every face of a person (`FaceId` `ALL`), or every person of a library
+    (`PersonId` and `FaceId` `ALL`). A person left without faces is removed, and a library
+    left without persons."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", title="RegisterSucceeded")
+    model_config = ConfigDict(title="UnregisterCustomFaceCommand")
+    __doc__ = (__doc__ or "") + _RECORD
+
+    RequestId: str | None = _request_id()
+    Action: Literal["UnregisterCustomFace"]
+    CategoryId: str = _category_id()
+    PersonId: str = _person_id(" `ALL`: every person of the library (FaceId must be `ALL`).")
+    FaceId: str = Field(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="A FaceId the person was registered with, or `ALL`: all of its faces.",
+        examples=["ALL"],
+    )
+
+
+class TagCustomPersonCommand(_Message):
+    """Name or describe a person and its library. At least one of the four texts."""
+
+    model_config = ConfigDict(title="TagCustomPersonCommand")
+    __doc__ = (__doc__ or "") + _RECORD
+
+    RequestId: str | None = _request_id()
+    Action: Literal["TagCustomPerson"]
+    CategoryId: str = _category_id()
+    PersonId: str = _person_id(" The person must exist.")
+    CategoryName: str | None = _text("Name of the library")
+    CategoryDescription: str | None = _text("Description of the library")
+    PersonName: str | None = _text("Name of the person")
+    PersonDescription: str | None = _text("Description of the person")
+
+
+class ListCustomPersonsCommand(_Message):
+    """Page through the user's libraries, their persons and faces (never embeddings)."""
+
+    model_config = ConfigDict(title="ListCustomPersonsCommand")
+    __doc__ = (__doc__ or "") + _RECORD
+
+    RequestId: str | None = _request_id()
+    Action: Literal["ListCustomPersons"]
+    CategoryId: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="One library. Absent: all the user's libraries.",
+    )
+    PersonId: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="One person; needs CategoryId.",
+    )
+    MaxResults: int = Field(
+        DEFAULT_MAX_RESULTS,
+        ge=1,
+        le=MAX_MAX_RESULTS,
+        description=f"Persons per page, 1-{MAX_MAX_RESULTS}.",
+    )
+    NextToken: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1024,
+        description="The previous page's NextToken, to get the page after it.",
+    )
+
+
+CommandMessage = (
+    RegisterCustomFaceCommand
+    | UnregisterCustomFaceCommand
+    | TagCustomPersonCommand
+    | ListCustomPersonsCommand
+)
+ACTIONS: dict[str, type[CommandMessage]] = {
+    "RegisterCustomFace": RegisterCustomFaceCommand,
+    "UnregisterCustomFace": UnregisterCustomFaceCommand,
+    "TagCustomPerson": TagCustomPersonCommand,
+    "ListCustomPersons": ListCustomPersonsCommand,
+}
+
+
+class RegisterSucceeded(_Message):
+    """Result of a registered face."""
+
+    model_config = ConfigDict(title="RegisterSucceeded")
+    __doc__ = (__doc__ or "") + _RESULT
 
     RequestId: str = Field(description="The command's RequestId, given or derived.")
     FaceId: str = Field(
         pattern="^[0-9a-f]{32}$",
         description="Id of the registered face; the same each time the command is processed.",
     )
-    CategoryId: str = Field(description="The library id as the command spelled it.")
-    PersonId: str = Field(description="The person id as the command spelled it.")
+    CategoryId: str = _echo("library id")
+    PersonId: str = _echo("person id")
 
 
-class RegisterFailed(BaseModel):
-    """Result of a refused or failed command: the value of a results record."""
+class UnregisterSucceeded(_Message):
+    """Result of an unregistration."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", title="RegisterFailed")
+    model_config = ConfigDict(title="UnregisterSucceeded")
+    __doc__ = (__doc__ or "") + _RESULT
+
+    RequestId: str = Field(description="The command's RequestId, given or derived.")
+    CategoryId: str = _echo("library id")
+    PersonId: str = _echo("person id")
+    FaceId: str = _echo("face id")
+    UnregisteredFaceCount: int = Field(ge=1, description="How many faces were removed.")
+
+
+class TagSucceeded(_Message):
+    """Result of a tagged person."""
+
+    model_config = ConfigDict(title="TagSucceeded")
+    __doc__ = (__doc__ or "") + _RESULT
+
+    RequestId: str = Field(description="The command's RequestId, given or derived.")
+    CategoryId: str = _echo("library id")
+    PersonId: str = _echo("person id")
+
+
+class ListedFace(_Message):
+    FaceId: str = Field(description="Id of the face.")
+    ImageUrl: str = Field(description="The URL it was registered from.")
+
+
+class ListedPerson(_Message):
+    PersonId: str = Field(description="The person id as first registered.")
+    PersonName: str | None = Field(description="Its name, if any.")
+    PersonDescription: str | None = Field(description="Its description, if any.")
+    Faces: tuple[ListedFace, ...] = Field(description="Its faces, in registration order.")
+
+
+class ListedCategory(_Message):
+    CategoryId: str = Field(description="The library id as first registered.")
+    CategoryName: str | None = Field(description="Its name, if any.")
+    CategoryDescription: str | None = Field(description="Its description, if any.")
+    Persons: tuple[ListedPerson, ...] = Field(
+        description="The page's persons of this library, by normalised PersonId."
+    )
+
+
+class ListSucceeded(_Message):
+    """One page of the user's persons, grouped by library."""
+
+    model_config = ConfigDict(title="ListSucceeded")
+    __doc__ = (__doc__ or "") + _RESULT
+
+    RequestId: str = Field(description="The command's RequestId, given or derived.")
+    Categories: tuple[ListedCategory, ...] = Field(
+        description="Libraries by normalised CategoryId; empty when nothing matches."
+    )
+    NextToken: str | None = Field(description="Pass it to get the next page; null on the last.")
+
+
+class CommandFailed(_Message):
+    """Result of a refused or failed command, whatever its action."""
+
+    model_config = ConfigDict(title="CommandFailed")
+    __doc__ = (__doc__ or "") + _RESULT
 
     RequestId: str = Field(description="The command's RequestId, given or derived.")
     Code: str = Field(description="Error code, see the README's error table.")
@@ -85,39 +266,91 @@ class RegisterFailed(BaseModel):
     HttpStatusCode: int = Field(description="The HTTP status the cloud API would answer.")
 
 
-RegisterResult = RegisterSucceeded | RegisterFailed
+Result = RegisterSucceeded | UnregisterSucceeded | TagSucceeded | ListSucceeded | CommandFailed
 
 
-class FaceBox(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class FaceBox(_Message):
     X: int = Field(description="Left edge of the face, pixels.")
     Y: int = Field(description="Top edge of the face, pixels.")
     W: int = Field(description="Width of the face, pixels.")
     H: int = Field(description="Height of the face, pixels.")
 
 
-class FaceRegistered(BaseModel):
-    """A face added to a person: the value of a record on the events topic, keyed by owner.
+class FaceSecret(_Message):
+    """What a FaceRegistered event seals: its biometric and personal data."""
 
-    Everything needed to rebuild a person library without fetching an image again. It holds
-    a biometric embedding: the topic must be access-restricted. Consumers dedupe by FaceId
-    (a crash between the store write and the result re-publishes an identical event).
-    """
+    model_config = ConfigDict(title="FaceSecret")
 
-    model_config = ConfigDict(frozen=True, extra="forbid", title="FaceRegistered")
+    Embedding: tuple[float, ...] = Field(description="The face embedding (Dlib: 128 floats).")
+    Box: FaceBox = Field(description="The face in the image.")
+    ImageUrl: str = Field(description="Where the image was fetched from.")
+    ImageSha256: str = Field(description="sha256 of the image bytes, hex.")
+    PersonName: str | None = Field(description="PersonName given by the command, if any.")
 
+
+_EVENT = (
+    "\n\nValue of a record on the face events topic, keyed by owner, with a `message-type` "
+    "header naming it. Consumers dedupe by RequestId: a crash between the store write and "
+    "the result re-publishes an identical event."
+)
+
+
+class FaceRegistered(_Message):
+    """A face added to a person. Its embedding, image URL and hash and the person's name are
+    sealed (AES-256-GCM-SIV) with a data key of this face alone: unregistering the face destroys
+    the key, and with it every copy of the event on the log (crypto-shredding)."""
+
+    model_config = ConfigDict(title="FaceRegistered")
+    __doc__ = (__doc__ or "") + _EVENT
+
+    Type: Literal["FaceRegistered"] = "FaceRegistered"
     Owner: str = Field(description="The user (account) id that owns the library.")
     CategoryId: str = Field(description="The library id as the command spelled it.")
     PersonId: str = Field(description="The person id as the command spelled it.")
-    PersonName: str | None = Field(description="PersonName given by the command, if any.")
     FaceId: str = Field(pattern="^[0-9a-f]{32}$", description="Id of the registered face.")
     RequestId: str = Field(description="RequestId of the command that registered it.")
-    ImageUrl: str = Field(description="Where the image was fetched from.")
-    ImageSha256: str = Field(description="sha256 of the image bytes, hex.")
-    Embedding: tuple[float, ...] = Field(description="The face embedding (Dlib: 128 floats).")
-    Box: FaceBox = Field(description="The face in the image.")
     Model: str = Field(description="Recognition model that computed the embedding.")
     Detector: str = Field(description="Detector that found the face.")
     WeightsSha256: str = Field(description="sha256 of the model's weight file.")
     RegisteredAt: datetime = Field(description="When the face was stored (UTC, milliseconds).")
+    Sealed: str = Field(
+        description="base64 of the AES-256-GCM-SIV ciphertext and tag of the FaceSecret JSON; "
+        "the associated data binds it to Owner and FaceId."
+    )
+
+
+class FacesUnregistered(_Message):
+    """Faces removed by an UnregisterCustomFace; no biometric data. A person left without
+    faces is gone, and a library left without persons."""
+
+    model_config = ConfigDict(title="FacesUnregistered")
+    __doc__ = (__doc__ or "") + _EVENT
+
+    Type: Literal["FacesUnregistered"] = "FacesUnregistered"
+    Owner: str = Field(description="The user (account) id that owns the library.")
+    RequestId: str = Field(description="RequestId of the command.")
+    CategoryId: str = _echo("library id")
+    PersonId: str = _echo("person id (or `ALL`)")
+    FaceId: str = _echo("face id (or `ALL`)")
+    FaceIds: tuple[str, ...] = Field(description="Every face removed.")
+    UnregisteredAt: datetime = Field(description="When (UTC, milliseconds).")
+
+
+class PersonTagged(_Message):
+    """A TagCustomPerson applied: the texts given (absent: unchanged, empty: cleared)."""
+
+    model_config = ConfigDict(title="PersonTagged")
+    __doc__ = (__doc__ or "") + _EVENT
+
+    Type: Literal["PersonTagged"] = "PersonTagged"
+    Owner: str = Field(description="The user (account) id that owns the library.")
+    RequestId: str = Field(description="RequestId of the command.")
+    CategoryId: str = _echo("library id")
+    PersonId: str = _echo("person id")
+    CategoryName: str | None = None
+    CategoryDescription: str | None = None
+    PersonName: str | None = None
+    PersonDescription: str | None = None
+
+
+FaceEvent = FaceRegistered | FacesUnregistered | PersonTagged

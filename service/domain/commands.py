@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.domain.ids import LibraryId, derive_face_id
+from service.domain.ids import LibraryId, derive_face_id, identity_key
+
+ALL = identity_key("ALL")  # PersonId or FaceId: every one of them
+
+PersonRef = tuple[str, str, str]  # (owner, category key, person key)
 
 
 @dataclass(frozen=True)
@@ -22,13 +26,78 @@ class RegisterFace:
         return derive_face_id(self.owner, self.category.key, self.person.key, self.request_id)
 
     @property
-    def person_ref(self) -> tuple[str, str, str]:
+    def person_ref(self) -> PersonRef:
         """What makes two commands touch the same person document."""
         return (self.owner, self.category.key, self.person.key)
 
 
+@dataclass(frozen=True)
+class UnregisterFaces:
+    """One face (`face_id`), a person's faces (`face_id` ALL), or a library's persons
+    (`person` and `face_id` ALL); ids as the command spelled them."""
+
+    owner: str
+    request_id: str
+    category: LibraryId
+    person: LibraryId
+    face_id: str
+
+    @property
+    def whole_library(self) -> bool:
+        return self.person.key == ALL
+
+    @property
+    def whole_person(self) -> bool:
+        return identity_key(self.face_id) == ALL
+
+
+@dataclass(frozen=True)
+class Texts:
+    """The texts a TagCustomPerson sets: None leaves one as it is, "" clears it."""
+
+    category_name: str | None = None
+    category_description: str | None = None
+    person_name: str | None = None
+    person_description: str | None = None
+
+    @property
+    def touches_library(self) -> bool:
+        return self.category_name is not None or self.category_description is not None
+
+
+@dataclass(frozen=True)
+class TagPerson:
+    owner: str
+    request_id: str
+    category: LibraryId
+    person: LibraryId
+    texts: Texts
+
+    @property
+    def person_ref(self) -> PersonRef:
+        return (self.owner, self.category.key, self.person.key)
+
+
+@dataclass(frozen=True)
+class PageStart:
+    """Where a page of persons begins: after this (category key, person key)."""
+
+    category_key: str
+    person_key: str
+
+
+@dataclass(frozen=True)
+class ListPersons:
+    owner: str
+    request_id: str
+    category: LibraryId | None
+    person: LibraryId | None
+    max_results: int
+    after: PageStart | None
+
+
 # Every action is one of these; the message bus dispatches on the type.
-Command = RegisterFace
+Command = RegisterFace | UnregisterFaces | TagPerson | ListPersons
 
 
 @dataclass(frozen=True)
@@ -38,9 +107,15 @@ class Scope:
     library) waits for all of its user's earlier commands and holds back the later ones."""
 
     owner: str
-    person: tuple[str, str, str] | None = None
+    person: PersonRef | None = None
     exclusive: bool = False
 
     @classmethod
     def of(cls, command: Command) -> Scope:
-        return cls(owner=command.owner, person=command.person_ref)
+        if isinstance(command, RegisterFace):
+            return cls(owner=command.owner, person=command.person_ref)
+        if isinstance(command, TagPerson) and not command.texts.touches_library:
+            return cls(owner=command.owner, person=command.person_ref)
+        # An unregister may empty a person and its library, a library's texts are shared by
+        # its persons, and a list reads them all: each sees every earlier command done.
+        return cls(owner=command.owner, exclusive=True)

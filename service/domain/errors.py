@@ -1,4 +1,4 @@
-"""Error codes of RegisterCustomFace and the exceptions that carry them."""
+"""Error codes of the library's actions and the exceptions that carry them."""
 
 from __future__ import annotations
 
@@ -15,6 +15,15 @@ class ErrorCode(StrEnum):
     INVALID_PERSON_ID = "InvalidParameter.PersonId"
     INVALID_PERSON_NAME = "InvalidParameter.PersonName"
     INVALID_IMAGE_URL = "InvalidParameter.ImageUrl"
+    INVALID_FACE_ID = "InvalidParameter.FaceId"
+    INVALID_MAX_RESULTS = "InvalidParameter.MaxResults"
+    INVALID_NEXT_TOKEN = "InvalidParameter.NextToken"
+    INVALID_CATEGORY_NAME = "InvalidParameter.CategoryName"
+    INVALID_CATEGORY_DESCRIPTION = "InvalidParameter.CategoryDescription"
+    INVALID_PERSON_DESCRIPTION = "InvalidParameter.PersonDescription"
+    CATEGORY_NOT_FOUND = "NotFound.Category"
+    PERSON_NOT_FOUND = "NotFound.Person"
+    FACE_NOT_FOUND = "NotFound.Face"
     IMAGE_DOWNLOAD = "InvalidImage.Download"
     IMAGE_TOO_LARGE = "InvalidImage.TooLarge"
     IMAGE_FORMAT = "InvalidImage.Format"
@@ -31,6 +40,8 @@ class ErrorCode(StrEnum):
     def http_status(self) -> int:
         if self is ErrorCode.SYSTEM_CATEGORY:
             return 403
+        if self.value.startswith("NotFound."):
+            return 404
         if self is ErrorCode.THROTTLED:
             return 429
         if self is ErrorCode.INTERNAL:

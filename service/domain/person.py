@@ -41,6 +41,7 @@ class Person:
     person_key: str
     person_name: str | None
     images: Sequence[FaceImage] = field(default_factory=tuple)
+    person_description: str | None = None
 
     def image_with_face_id(self, face_id: str) -> FaceImage | None:
         return next((i for i in self.images if i.face_id == face_id), None)
@@ -57,6 +58,17 @@ class Person:
         if not self.images:
             return None
         return min(math.dist(embedding, image.embedding) for image in self.images)
+
+
+@dataclass(frozen=True)
+class Library:
+    """A user's custom library: it exists while it has persons."""
+
+    owner: str
+    category_id: str  # as first registered
+    category_key: str
+    name: str | None = None
+    description: str | None = None
 
 
 def face_limit_exceeded(person_id: str) -> Rejected:

@@ -10,9 +10,19 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from service.contracts.messages import (
+    ACTIONS,
+    CommandMessage,
+    ListCustomPersonsCommand,
+    RegisterCustomFaceCommand,
+    TagCustomPersonCommand,
+    UnregisterCustomFaceCommand,
+)
 from service.service_layer.startup import StartupFailed
 from service.settings import Settings, describe_settings
 
@@ -32,8 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="face-service",
-        description="RegisterCustomFace over Kafka: DeepFace detection and embedding, "
-        "persons with up to 10 faces in MongoDB.",
+        # Raw formatting keeps the settings list readable: the lines are broken here.
+        description="A face library over Kafka: register, unregister, tag and list the persons\n"
+        "of a user's custom libraries (RegisterCustomFace, UnregisterCustomFace,\n"
+        "TagCustomPerson, ListCustomPersons). DeepFace detection and embedding, persons\n"
+        "with up to 10 faces in MongoDB.",
         epilog=_SETTINGS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -47,17 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(run=_run)
 
-    register = commands.add_parser("register", help="produce one RegisterCustomFace command")
-    _add_bootstrap(register)
-    register.add_argument("--user", required=True, help="user (account) id: the record key")
-    register.add_argument("--category-id", required=True)
-    register.add_argument("--person-id", required=True)
-    register.add_argument("--image-url", required=True)
-    register.add_argument("--person-name")
-    register.add_argument("--request-id", help="default: a new random RequestId")
-    register.add_argument("--wait", action="store_true", help="wait for the result and print it")
-    register.add_argument("--timeout", type=float, default=120.0, help="seconds --wait waits")
-    register.set_defaults(run=_register)
+    for spec in _COMMANDS:
+        _add_command(commands, spec)
 
     results = commands.add_parser("results", help="follow the results topic, one JSON per line")
     _add_bootstrap(results)
@@ -97,6 +101,153 @@ def _add_bootstrap(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument("--commands-topic", help=_setting_default("commands_topic"))
     command.add_argument("--results-topic", help=_setting_default("results_topic"))
+
+
+@dataclass(frozen=True)
+class _Option:
+    """A command line option that sets one field of the command body."""
+
+    flag: str
+    field: str
+    required: bool = False
+    type: Callable[[str], Any] = str
+
+
+@dataclass(frozen=True)
+class _CommandSpec:
+    """A subcommand that produces one command of `model`."""
+
+    name: str
+    model: type[CommandMessage]
+    description: str
+    options: tuple[_Option, ...]
+
+    @property
+    def action(self) -> str:
+        return _ACTION_OF[self.model]
+
+
+_ACTION_OF = {model: action for action, model in ACTIONS.items()}
+
+
+_COMMANDS = (
+    _CommandSpec(
+        "register",
+        RegisterCustomFaceCommand,
+        "Register one face image for a person of a custom library.",
+        (
+            _Option("--category-id", "CategoryId", required=True),
+            _Option("--person-id", "PersonId", required=True),
+            _Option("--image-url", "ImageUrl", required=True),
+            _Option("--person-name", "PersonName"),
+        ),
+    ),
+    _CommandSpec(
+        "unregister",
+        UnregisterCustomFaceCommand,
+        "Remove faces, in one of three forms: --face-id FACE_ID removes that face; "
+        "--face-id ALL every face of the person; --person-id ALL --face-id ALL every person "
+        "of the library. A person left without faces is removed, and a library left "
+        "without persons.",
+        (
+            _Option("--category-id", "CategoryId", required=True),
+            _Option("--person-id", "PersonId", required=True),
+            _Option("--face-id", "FaceId", required=True),
+        ),
+    ),
+    _CommandSpec(
+        "tag",
+        TagCustomPersonCommand,
+        "Name or describe a person and its library; give at least one of the four texts. "
+        'An option left out leaves its value unchanged; given as "" it clears it.',
+        (
+            _Option("--category-id", "CategoryId", required=True),
+            _Option("--person-id", "PersonId", required=True),
+            _Option("--category-name", "CategoryName"),
+            _Option("--category-description", "CategoryDescription"),
+            _Option("--person-name", "PersonName"),
+            _Option("--person-description", "PersonDescription"),
+        ),
+    ),
+    _CommandSpec(
+        "list",
+        ListCustomPersonsCommand,
+        "Page through the user's libraries, their persons and faces. With --wait, pass the "
+        "result's NextToken as --next-token for the next page.",
+        (
+            _Option("--category-id", "CategoryId"),
+            _Option("--person-id", "PersonId"),
+            _Option("--max-results", "MaxResults", type=int),
+            _Option("--next-token", "NextToken"),
+        ),
+    ),
+)
+
+
+def _add_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], spec: _CommandSpec
+) -> None:
+    command = commands.add_parser(
+        spec.name, help=f"produce one {spec.action} command", description=spec.description
+    )
+    _add_bootstrap(command)
+    command.add_argument("--user", required=True, help="user (account) id: the record key")
+    for option in spec.options:
+        command.add_argument(
+            option.flag,
+            dest=option.field,
+            metavar=option.flag.removeprefix("--").replace("-", "_").upper(),
+            required=option.required,
+            type=option.type,
+            help=_field_help(spec.model, option.field),
+        )
+    command.add_argument("--request-id", help="default: a new random RequestId")
+    command.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    command.add_argument("--timeout", type=float, default=120.0, help="seconds --wait waits")
+    command.set_defaults(run=_send, spec=spec)
+
+
+def _field_help(model: type[CommandMessage], field: str) -> str | None:
+    # The wire model's description, so --help and the schema files cannot disagree.
+    info = model.model_fields[field]
+    text = info.description
+    if text is not None and not info.is_required() and info.default is not None:
+        text += f" Default: {info.default}."
+    return None if text is None else text.replace("%", "%%")
+
+
+def command_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The command the parsed options describe: only the fields given, and a RequestId."""
+    spec: _CommandSpec = args.spec
+    body: dict[str, Any] = {
+        "RequestId": str(uuid.uuid4()).upper() if args.request_id is None else args.request_id,
+        "Action": spec.action,
+    }
+    for option in spec.options:
+        if (value := getattr(args, option.field)) is not None:
+            body[option.field] = value
+    return body
+
+
+def _invalid_body(spec: _CommandSpec, body: dict[str, Any]) -> str | None:
+    """None when `body` is a valid command, else one line naming each field at fault."""
+    from pydantic import ValidationError
+
+    try:
+        spec.model.model_validate(body)
+    except ValidationError as error:
+        flags = {option.field: option.flag for option in spec.options}
+        flags["RequestId"] = "--request-id"
+        return "; ".join(_named(flags, e["loc"], e["msg"]) for e in error.errors())
+    return None
+
+
+def _named(flags: dict[str, str], loc: tuple[int | str, ...], message: str) -> str:
+    # Named by the option the user typed, and by the field the service would name.
+    if not loc:
+        return message  # a rule across fields
+    field = str(loc[0])
+    return f"{flags[field]} ({field}): {message}" if field in flags else f"{field}: {message}"
 
 
 def _setting_default(name: str) -> str:
@@ -158,32 +309,44 @@ def _log_startup_failure(failure: StartupFailed) -> None:
     logging.getLogger("service").error(f"cannot start: {failure.cause}", extra={"fix": failure.fix})
 
 
-def _register(args: argparse.Namespace) -> int:
-    from service.entrypoints.client import RegisterRequest, register
+def _send(args: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaError
 
+    from service.entrypoints.client import CommandRequest, send_command
+
+    body = command_body(args)
+    # Checked before any setting or broker is touched: an invalid command is never produced.
+    if (problem := _invalid_body(args.spec, body)) is not None:
+        print(f"face-service {args.command}: invalid command: {problem}", file=sys.stderr)  # noqa: T201
+        return 2
     if not _fill_from_settings(args):
         return 2
-    request = RegisterRequest(
-        user=args.user,
-        category_id=args.category_id,
-        person_id=args.person_id,
-        image_url=args.image_url,
-        person_name=args.person_name,
-        request_id=args.request_id or str(uuid.uuid4()).upper(),
-    )
-    result = asyncio.run(
-        register(
-            args.bootstrap_servers,
-            args.commands_topic,
-            args.results_topic,
-            request,
-            wait_s=args.timeout if args.wait else None,
+    try:
+        result = asyncio.run(
+            send_command(
+                args.bootstrap_servers,
+                args.commands_topic,
+                args.results_topic,
+                CommandRequest(user=args.user, body=body),
+                wait_s=args.timeout if args.wait else None,
+            )
         )
-    )
-    print(json.dumps(result, ensure_ascii=False))  # noqa: T201
-    if args.wait and result.get("Code"):
+    except TimeoutError:
+        print(  # noqa: T201
+            f"face-service {args.command}: gave up waiting for the result of RequestId "
+            f"{body['RequestId']} on {args.results_topic} (--timeout {args.timeout:g})",
+            file=sys.stderr,
+        )
         return 1
-    return 0
+    except KafkaError as error:
+        print(  # noqa: T201
+            f"face-service {args.command}: Kafka at {args.bootstrap_servers} failed: {error} "
+            "(check --bootstrap-servers or KAFKA_BOOTSTRAP_SERVERS)",
+            file=sys.stderr,
+        )
+        return 1
+    print(json.dumps(result, ensure_ascii=False))  # noqa: T201
+    return 1 if args.wait and result.get("Code") else 0
 
 
 def _results(args: argparse.Namespace) -> int:
@@ -205,6 +368,8 @@ def _offsets(text: str) -> dict[int, int]:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from service.adapters.event_log import UnreadableEvent
+    from service.adapters.sealing import SealBroken
     from service.bootstrap import open_store
     from service.entrypoints.replay import (
         Progress,
@@ -222,14 +387,14 @@ def _replay(args: argparse.Namespace) -> int:
 
     async def run() -> dict[str, int]:
         progress = Progress(total=None)
-        async with open_store(settings) as (store, _database):
+        async with open_store(settings) as (stores, _database):
             if args.source == "events":
-                counts = await replay_events(settings, store, progress)
+                counts = await replay_events(settings, stores, progress)
             else:
                 group = args.group_id or f"face-register-replay-{int(time.time())}"
                 counts = await replay_commands(
                     settings,
-                    store,
+                    stores,
                     StartAt(since=args.since, offsets=args.offsets),
                     group,
                     results_topic=args.results_topic,
@@ -244,7 +409,7 @@ def _replay(args: argparse.Namespace) -> int:
     except StartupFailed as failure:
         _log_startup_failure(failure)
         return 1
-    except ReplayFailed as failure:
+    except (ReplayFailed, UnreadableEvent, SealBroken) as failure:
         logging.getLogger("service").error(f"replay incomplete: {failure}")
         return 1
     print(json.dumps({"source": args.source, "outcomes": summary}))  # noqa: T201

@@ -29,7 +29,7 @@ from service.entrypoints.command_flow import CommandFlow, Commit
 from service.entrypoints.consumer import committer, incoming_record, partition_count
 from service.service_layer.handling import Answer
 from service.service_layer.intake import IncomingRecord
-from service.service_layer.ports import MessagePublisher, PersonStore
+from service.service_layer.ports import MessagePublisher, Stores
 from service.service_layer.restore import apply_face_events
 from service.settings import Settings
 
@@ -71,16 +71,16 @@ class Progress:
 
 
 async def replay_events(
-    settings: Settings, store: PersonStore, progress: Progress | None = None
+    settings: Settings, stores: Stores, progress: Progress | None = None
 ) -> Counter[str]:
     events = read_face_events(settings.bootstrap_servers, settings.events_topic)
     advance = (lambda _kind: progress.advance()) if progress else None
-    return await apply_face_events(events, store.restore, retry_policy(settings), advance)
+    return await apply_face_events(events, stores, retry_policy(settings), advance)
 
 
 async def replay_commands(
     settings: Settings,
-    store: PersonStore,
+    stores: Stores,
     start: StartAt,
     group_id: str,
     results_topic: str | None = None,
@@ -103,7 +103,7 @@ async def replay_commands(
         _publishers(settings, results_topic, events_topic) as (results, events),
         _commands_consumer(settings, start, group_id, progress) as (batches, commit),
         open_pipeline(
-            settings, store, results=results, events=events, dead_letters=DiscardingDeadLetters()
+            settings, stores, results=results, events=events, dead_letters=DiscardingDeadLetters()
         ) as pipeline,
     ):
         flow = CommandFlow(pipeline.handling, settings.max_records_in_flight, answered)

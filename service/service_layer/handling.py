@@ -13,13 +13,12 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
-from service.contracts.face_events import face_registered
-from service.contracts.messages import RegisterFailed, RegisterResult, RegisterSucceeded
-from service.domain.commands import Command, Scope
+from service.contracts.messages import Result
+from service.domain.commands import Command, RegisterFace, Scope
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.ids import identity_key
 from service.domain.limiter import UserRateLimiter
@@ -34,8 +33,8 @@ from service.service_layer.intake import (
     wrong_partition,
 )
 from service.service_layer.messagebus import MessageBus
+from service.service_layer.outcome import Outcome, failed, unexpected_failure
 from service.service_layer.ports import DeadLetters, MessagePublisher
-from service.service_layer.register import Outcome, unexpected_failure
 from service.service_layer.retry import RetriesExhausted, RetryPolicy
 from service.timings import timed
 
@@ -70,18 +69,20 @@ class Decision:
 
 
 class PartitionThrottle:
-    """The limiter, seen per partition: a record delivered again gets the decision it got
-    the first time, and a partition that moves away takes its users' state with it."""
+    """The limiters (one per action, as each API has its own budget), seen per partition: a
+    record delivered again gets the decision it got the first time, and a partition that
+    moves away takes its users' state with it."""
 
-    def __init__(self, limit: int) -> None:
-        self._limiter = UserRateLimiter(limit)
+    def __init__(self, limits: Mapping[str, int]) -> None:
+        self._limiters = {action: UserRateLimiter(limit) for action, limit in limits.items()}
         self._decided: defaultdict[int, dict[int, bool]] = defaultdict(dict)
         self._users: defaultdict[int, set[str]] = defaultdict(set)
 
-    def admit(self, owner: str, record: IncomingRecord) -> bool:
+    def admit(self, owner: str, action: str, record: IncomingRecord) -> bool:
         decided = self._decided[record.partition]
         if record.offset not in decided:
-            decided[record.offset] = self._limiter.admit(owner, record.timestamp_ms)
+            limiter = self._limiters[action]
+            decided[record.offset] = limiter.admit(owner, record.timestamp_ms)
             observe_limiter(decided[record.offset])
             self._users[record.partition].add(owner)
             self._forget_old_decisions(decided)
@@ -90,7 +91,8 @@ class PartitionThrottle:
     def forget_partition(self, partition: int) -> None:
         self._decided.pop(partition, None)
         for user in self._users.pop(partition, set()):
-            self._limiter.forget_user(user)
+            for limiter in self._limiters.values():
+                limiter.forget_user(user)
 
     @staticmethod
     def _forget_old_decisions(decided: dict[int, bool], keep: int = 50_000) -> None:
@@ -183,8 +185,10 @@ class CommandHandling:
             if self._rules.check_key_partition and (misplaced := wrong_partition(envelope)):
                 observe_partition_mismatch()
                 raise misplaced
-            if not self._throttle.admit(owner, envelope.record):
-                raise Rejected(ErrorCode.THROTTLED, "the user's request rate is over its limit")
+            if not self._throttle.admit(owner, envelope.action, envelope.record):
+                raise Rejected(
+                    ErrorCode.THROTTLED, f"the user's {envelope.action} rate is over its limit"
+                )
         return parse_command(envelope, self._rules.system_category_keys)
 
     async def _refuse(self, envelope: Envelope, refusal: Rejected, received: float) -> Answer:
@@ -202,17 +206,16 @@ class CommandHandling:
     async def _work(self, envelope: Envelope, command: Command, received: float) -> Answer:
         outcome = await self._bus.handle(command)
         answer = self._answer(envelope, command, outcome, received)
-        if outcome.image is not None:
+        if outcome.event is not None:
             # Before the result: a crash in between re-publishes the identical event.
-            event = face_registered(command, outcome.image)
-            send = partial(self._events.publish, command.owner, event)
+            send = partial(self._events.publish, command.owner, outcome.event)
             answer.deliveries.insert(0, Delivery("event", send))
         return answer
 
     def _answer(
         self, envelope: Envelope, command: Command | None, outcome: Outcome, received: float
     ) -> Answer:
-        result = _result(envelope, command, outcome)
+        result = _result(envelope, outcome)
         send = partial(self._results.publish, envelope.owner, result)
         return Answer(envelope, command, outcome, [Delivery("publish", send)], received)
 
@@ -239,21 +242,11 @@ def intake_rules(
     )
 
 
-def _result(envelope: Envelope, command: Command | None, outcome: Outcome) -> RegisterResult:
-    if outcome.code is None and command is not None and outcome.face_id is not None:
-        return RegisterSucceeded(
-            RequestId=envelope.request_id,
-            FaceId=outcome.face_id,
-            CategoryId=command.category.display,
-            PersonId=command.person.display,
-        )
+def _result(envelope: Envelope, outcome: Outcome) -> Result:
+    if outcome.result is not None:
+        return outcome.result
     code = outcome.code or ErrorCode.INTERNAL
-    return RegisterFailed(
-        RequestId=envelope.request_id,
-        Code=code.value,
-        Message=outcome.message,
-        HttpStatusCode=code.http_status,
-    )
+    return failed(envelope.request_id, code, outcome.message)
 
 
 def _log_outcome(answer: Answer) -> None:
@@ -271,7 +264,10 @@ def _log_outcome(answer: Answer) -> None:
             "stored": outcome.stored,
             "partition": record.partition,
             "offset": record.offset,
-            "image_url": redact_url(command.image_url) if command else None,
+            "action": type(command).__name__ if command else None,
+            "image_url": (
+                redact_url(command.image_url) if isinstance(command, RegisterFace) else None
+            ),
             "timings_ms": {k: round(v, 1) for k, v in outcome.timings_ms.items()},
         },
     )

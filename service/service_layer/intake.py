@@ -1,4 +1,4 @@
-"""From a raw Kafka record to a valid RegisterFace command, or the reason it is refused."""
+"""From a raw Kafka record to a valid command, or the reason it is refused."""
 
 from __future__ import annotations
 
@@ -9,13 +9,28 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from service.contracts.messages import RegisterCustomFaceCommand
-from service.domain.commands import RegisterFace
+from service.contracts.messages import (
+    ACTIONS,
+    ListCustomPersonsCommand,
+    RegisterCustomFaceCommand,
+    TagCustomPersonCommand,
+    UnregisterCustomFaceCommand,
+)
+from service.domain.commands import (
+    ALL,
+    Command,
+    ListPersons,
+    RegisterFace,
+    TagPerson,
+    Texts,
+    UnregisterFaces,
+)
 from service.domain.errors import ErrorCode, Rejected
-from service.domain.ids import LibraryId, derive_request_id, identity_key
+from service.domain.ids import LibraryId, derive_request_id
+from service.domain.paging import page_start
 from service.domain.partitioning import key_partition
 
-RESERVED_PERSON_KEY = identity_key("ALL")
+DEFAULT_ACTION = "RegisterCustomFace"
 
 _FIELD_CODES = {
     "RequestId": ErrorCode.INVALID_REQUEST_ID,
@@ -23,6 +38,12 @@ _FIELD_CODES = {
     "PersonId": ErrorCode.INVALID_PERSON_ID,
     "PersonName": ErrorCode.INVALID_PERSON_NAME,
     "ImageUrl": ErrorCode.INVALID_IMAGE_URL,
+    "FaceId": ErrorCode.INVALID_FACE_ID,
+    "MaxResults": ErrorCode.INVALID_MAX_RESULTS,
+    "NextToken": ErrorCode.INVALID_NEXT_TOKEN,
+    "CategoryName": ErrorCode.INVALID_CATEGORY_NAME,
+    "CategoryDescription": ErrorCode.INVALID_CATEGORY_DESCRIPTION,
+    "PersonDescription": ErrorCode.INVALID_PERSON_DESCRIPTION,
 }
 
 
@@ -54,6 +75,13 @@ class Envelope:
     owner: str | None
     request_id: str
     body: dict[str, object] | str  # the JSON object, or why the value is not one
+
+    @property
+    def action(self) -> str:
+        """The action the record names, for its rate budget; a record naming none, or one
+        not served, counts as RegisterCustomFace (it is refused later all the same)."""
+        named = self.body.get("Action") if isinstance(self.body, dict) else None
+        return named if isinstance(named, str) and named in ACTIONS else DEFAULT_ACTION
 
 
 def open_envelope(record: IncomingRecord, max_bytes: int) -> Envelope:
@@ -94,7 +122,7 @@ def wrong_partition(envelope: Envelope) -> Rejected | None:
     )
 
 
-def parse_command(envelope: Envelope, system_category_keys: Collection[str]) -> RegisterFace:
+def parse_command(envelope: Envelope, system_category_keys: Collection[str]) -> Command:
     if envelope.owner is None:
         raise Unreadable(
             ErrorCode.INVALID_USER_ID,
@@ -102,29 +130,115 @@ def parse_command(envelope: Envelope, system_category_keys: Collection[str]) -> 
         )
     if isinstance(envelope.body, str):
         raise Unreadable(ErrorCode.INVALID_MESSAGE, envelope.body)
+    action = envelope.body.get("Action", DEFAULT_ACTION)
+    model = ACTIONS.get(action) if isinstance(action, str) else None
+    if model is None:
+        raise Unreadable(ErrorCode.INVALID_MESSAGE, f"Action must be one of {', '.join(ACTIONS)}")
     try:
-        wire = RegisterCustomFaceCommand.model_validate(envelope.body, strict=True)
+        wire = model.model_validate(envelope.body, strict=True)
     except ValidationError as error:
         raise _rejection(error) from None
-    category = LibraryId.of(wire.CategoryId)
-    person = LibraryId.of(wire.PersonId)
-    if category.key in system_category_keys:
-        raise Rejected(
-            ErrorCode.SYSTEM_CATEGORY,
-            f"CategoryId {wire.CategoryId!r} is a system library id; choose another",
+    fields = _Fields(envelope.owner, envelope.request_id, system_category_keys)
+    if isinstance(wire, RegisterCustomFaceCommand):
+        return fields.register(wire, envelope.record.timestamp_ms)
+    if isinstance(wire, UnregisterCustomFaceCommand):
+        return fields.unregister(wire)
+    if isinstance(wire, TagCustomPersonCommand):
+        return fields.tag(wire)
+    return fields.list(wire)
+
+
+@dataclass(frozen=True)
+class _Fields:
+    """The rules between fields, once each field is valid on its own."""
+
+    owner: str
+    request_id: str
+    system_category_keys: Collection[str]
+
+    def register(self, wire: RegisterCustomFaceCommand, timestamp_ms: int) -> RegisterFace:
+        _check_image_url(wire.ImageUrl)
+        return RegisterFace(
+            owner=self.owner,
+            request_id=self.request_id,
+            category=self._category(wire.CategoryId),
+            person=_person(wire.PersonId),
+            image_url=wire.ImageUrl,
+            person_name=wire.PersonName,
+            timestamp_ms=timestamp_ms,
         )
-    if person.key == RESERVED_PERSON_KEY:
+
+    def unregister(self, wire: UnregisterCustomFaceCommand) -> UnregisterFaces:
+        command = UnregisterFaces(
+            owner=self.owner,
+            request_id=self.request_id,
+            category=self._category(wire.CategoryId),
+            person=LibraryId.of(wire.PersonId),
+            face_id=wire.FaceId,
+        )
+        if command.whole_library and not command.whole_person:
+            raise Rejected(ErrorCode.INVALID_FACE_ID, "FaceId must be 'ALL' when PersonId is 'ALL'")
+        return command
+
+    def tag(self, wire: TagCustomPersonCommand) -> TagPerson:
+        texts = Texts(
+            category_name=wire.CategoryName,
+            category_description=wire.CategoryDescription,
+            person_name=wire.PersonName,
+            person_description=wire.PersonDescription,
+        )
+        if texts == Texts():
+            raise Rejected(
+                ErrorCode.INVALID_MESSAGE,
+                "give at least one of CategoryName, CategoryDescription, PersonName, "
+                "PersonDescription",
+            )
+        return TagPerson(
+            owner=self.owner,
+            request_id=self.request_id,
+            category=self._category(wire.CategoryId),
+            person=_person(wire.PersonId),
+            texts=texts,
+        )
+
+    def list(self, wire: ListCustomPersonsCommand) -> ListPersons:
+        category = self._category(wire.CategoryId) if wire.CategoryId is not None else None
+        if wire.PersonId is not None and category is None:
+            raise Rejected(ErrorCode.INVALID_PERSON_ID, "PersonId needs CategoryId")
+        after = None
+        if wire.NextToken is not None:
+            try:
+                after = page_start(wire.NextToken)
+            except ValueError as error:
+                raise Rejected(ErrorCode.INVALID_NEXT_TOKEN, str(error)) from None
+            if category is not None and after.category_key != category.key:
+                raise Rejected(
+                    ErrorCode.INVALID_NEXT_TOKEN, "NextToken belongs to another CategoryId"
+                )
+        return ListPersons(
+            owner=self.owner,
+            request_id=self.request_id,
+            category=category,
+            person=_person(wire.PersonId) if wire.PersonId is not None else None,
+            max_results=wire.MaxResults,
+            after=after,
+        )
+
+    def _category(self, value: str) -> LibraryId:
+        category = LibraryId.of(value)
+        if category.key in self.system_category_keys:
+            raise Rejected(
+                ErrorCode.SYSTEM_CATEGORY,
+                f"CategoryId {value!r} is a system library id; choose another",
+            )
+        return category
+
+
+def _person(value: str) -> LibraryId:
+    person = LibraryId.of(value)
+    if person.key == ALL:
         raise Rejected(ErrorCode.INVALID_PERSON_ID, "PersonId 'ALL' is reserved")
-    _check_image_url(wire.ImageUrl)
-    return RegisterFace(
-        owner=envelope.owner,
-        request_id=envelope.request_id,
-        category=category,
-        person=person,
-        image_url=wire.ImageUrl,
-        person_name=wire.PersonName,
-        timestamp_ms=envelope.record.timestamp_ms,
-    )
+    return person
 
 
 def _owner(key: bytes | None) -> str | None:
@@ -159,7 +273,7 @@ def _rejection(error: ValidationError) -> Rejected:
     first = error.errors()[0]
     field = str(first["loc"][0]) if first["loc"] else ""
     if field == "Action":
-        return Unreadable(ErrorCode.INVALID_MESSAGE, "Action must be RegisterCustomFace")
+        return Unreadable(ErrorCode.INVALID_MESSAGE, f"Action must be one of {', '.join(ACTIONS)}")
     code = _FIELD_CODES.get(field)
     if code is None:
         if first["type"] == "extra_forbidden":

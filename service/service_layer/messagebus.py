@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from service.domain.commands import Command
-from service.service_layer.register import Outcome
+from service.service_layer.outcome import Outcome
 
 Handler = Callable[[Any], Awaitable[Outcome]]
 

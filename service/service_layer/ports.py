@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Protocol
 
 from pydantic import BaseModel
 
-from service.domain.commands import RegisterFace
+from service.domain.commands import PageStart, RegisterFace, TagPerson
 from service.domain.errors import Rejected
 from service.domain.faces import AnalysedFace
-from service.domain.person import FaceImage, Person
+from service.domain.journal import JournalEntry
+from service.domain.person import FaceImage, Library, Person
 from service.service_layer.intake import IncomingRecord
 
 
@@ -22,11 +25,75 @@ class FaceAnalyser(Protocol):
 
 
 class PersonStore(Protocol):
+    """Libraries, their persons and the persons' faces. Raises TransientError when the
+    database fails in a way that may pass."""
+
     async def get_person(self, owner: str, category_key: str, person_key: str) -> Person | None: ...
+
+    async def get_library(self, owner: str, category_key: str) -> Library | None:
+        """The library while it has a person with a face, else None."""
+        ...
+
+    async def persons_of_library(self, owner: str, category_key: str) -> list[Person]:
+        """Its persons with a face, by person key."""
+        ...
 
     async def add_image(self, command: RegisterFace, image: FaceImage) -> FaceImage: ...
 
     async def restore(self, command: RegisterFace, image: FaceImage) -> bool: ...
+
+    async def remove_faces(self, owner: str, category_key: str, face_ids: Collection[str]) -> None:
+        """Removes the faces of the library with these ids, then the persons left without
+        faces, then the library if it has no persons left. Harmless to repeat."""
+        ...
+
+    async def tag(self, command: TagPerson) -> bool:
+        """Sets the texts given; False when the person does not exist."""
+        ...
+
+    async def page_of_persons(
+        self,
+        owner: str,
+        category_key: str | None,
+        person_key: str | None,
+        after: PageStart | None,
+        limit: int,
+    ) -> list[Person]:
+        """Up to `limit` persons with a face by (category key, person key), after `after`;
+        their images without embeddings."""
+        ...
+
+    async def libraries(self, owner: str, category_keys: Collection[str]) -> list[Library]: ...
+
+
+class Journal(Protocol):
+    """The answers of commands that must answer alike when processed again."""
+
+    async def find(self, owner: str, action: str, request_id: str) -> JournalEntry | None: ...
+
+    async def keep(self, entry: JournalEntry) -> JournalEntry:
+        """Keeps the entry unless one of the same command is there; returns the one kept."""
+        ...
+
+    async def erased(self, owner: str, face_id: str) -> bool:
+        """Whether an unregistration removed this face: it never comes back."""
+        ...
+
+
+class FaceKeys(Protocol):
+    """The data key of each face, which seals its event on the log (crypto-shredding)."""
+
+    async def key_for(self, owner: str, face_id: str) -> bytes:
+        """The face's 32-byte key, made on the first call and the same on every later one."""
+        ...
+
+    async def find(self, owner: str, face_id: str) -> bytes | None:
+        """The key, or None when there is none (never made, or destroyed)."""
+        ...
+
+    async def destroy(self, owner: str, face_ids: Collection[str]) -> None:
+        """Erases the keys for good: the events they sealed can no longer be read."""
+        ...
 
 
 class MessagePublisher(Protocol):
@@ -39,3 +106,12 @@ class DeadLetters(Protocol):
     """Where unreadable records are copied; raises TransientError like a publisher."""
 
     async def send(self, record: IncomingRecord, refusal: Rejected) -> None: ...
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Where a library is kept: what the commands and a rebuild from the log write to."""
+
+    persons: PersonStore
+    journal: Journal
+    keys: FaceKeys

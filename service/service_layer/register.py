@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
+from service.contracts.face_events import face_registered
+from service.contracts.messages import RegisterSucceeded
 from service.domain.commands import RegisterFace
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.person import FaceImage, ModelProvenance, Person, face_limit_exceeded
-from service.service_layer.ports import FaceAnalyser, ImageFetcher, PersonStore
+from service.service_layer.journaled import now_ms
+from service.service_layer.outcome import Outcome, unexpected_failure
+from service.service_layer.ports import FaceAnalyser, FaceKeys, ImageFetcher, Journal, PersonStore
 from service.service_layer.retry import RetriesExhausted, RetryPolicy
 from service.timings import timed
 
@@ -24,23 +27,12 @@ class MatchPolicy:
     max_distance: float
 
 
-@dataclass
-class Outcome:
-    """What became of one command: a FaceId, or a code with its message."""
-
-    face_id: str | None = None
-    code: ErrorCode | None = None
-    message: str = ""
-    stored: bool = False
-    # The image this command stored (now or on an earlier delivery): it makes the event.
-    image: FaceImage | None = None
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-
 class RegisterFaceHandler:
     def __init__(
         self,
         store: PersonStore,
+        journal: Journal,
+        keys: FaceKeys,
         fetcher: ImageFetcher,
         analyser: FaceAnalyser,
         provenance: ModelProvenance,
@@ -49,6 +41,8 @@ class RegisterFaceHandler:
         max_images_in_memory: int = 8,
     ) -> None:
         self._store = store
+        self._journal = journal
+        self._keys = keys
         # A registration waits for a slot before it reads the store: the slots bound the
         # images in memory, and a backlog of hundreds queues here, not in the store or on
         # the event loop, where it would stand between a refusal and its answer.
@@ -63,10 +57,14 @@ class RegisterFaceHandler:
         outcome = Outcome()
         try:
             async with self._slots:
-                image, outcome.stored = await self._register(command, outcome.timings_ms)
-            outcome.face_id = image.face_id
-            if image.request_id == command.request_id:
-                outcome.image = image
+                face_id = await self._register(command, outcome)
+            outcome.face_id = face_id
+            outcome.result = RegisterSucceeded(
+                RequestId=command.request_id,
+                FaceId=face_id,
+                CategoryId=command.category.display,
+                PersonId=command.person.display,
+            )
         except Rejected as refusal:
             outcome.code, outcome.message = refusal.code, refusal.message
         except RetriesExhausted as error:
@@ -79,19 +77,24 @@ class RegisterFaceHandler:
             outcome.code, outcome.message = failed.code, failed.message
         return outcome
 
-    async def _register(
-        self, command: RegisterFace, timings: dict[str, float]
-    ) -> tuple[FaceImage, bool]:
-        face_id = command.face_id
+    async def _register(self, command: RegisterFace, outcome: Outcome) -> str:
+        """The FaceId the command answers with; the image stored and its event in `outcome`
+        when this command is the one that stored it (now or on an earlier delivery)."""
+        face_id, timings = command.face_id, outcome.timings_ms
         with timed(timings, "store"):
             person = await self._retry.run(lambda: self._store.get_person(*command.person_ref))
         if person is not None and (done := person.image_with_face_id(face_id)) is not None:
-            return done, False
+            await self._publish(command, done, outcome)
+            return face_id
+        if await self._retry.run(lambda: self._journal.erased(command.owner, face_id)):
+            # Processed again after its face was unregistered: the same answer, and the
+            # face stays gone.
+            return face_id
         with timed(timings, "fetch"):
             data = await self._fetcher.fetch(command.image_url)
         sha256 = hashlib.sha256(data).hexdigest()
         if person is not None and (same := person.image_with_sha256(sha256)) is not None:
-            return same, False
+            return same.face_id
         if person is not None and person.is_full:
             raise face_limit_exceeded(command.person.display)
         with timed(timings, "inference"):
@@ -107,11 +110,21 @@ class RegisterFaceHandler:
             box=face.box,
             provenance=self._provenance,
             # MongoDB keeps milliseconds: an event re-published from the store must match.
-            created_at=_now_ms(),
+            created_at=now_ms(),
         )
         with timed(timings, "store"):
+            # The key before the image: a stored face always has the key its event needs.
+            await self._retry.run(lambda: self._keys.key_for(command.owner, face_id))
             stored = await self._retry.run(lambda: self._store.add_image(command, image))
-        return stored, stored is image
+        outcome.stored = stored is image
+        if stored.face_id == face_id:
+            await self._publish(command, stored, outcome)
+        return stored.face_id
+
+    async def _publish(self, command: RegisterFace, image: FaceImage, outcome: Outcome) -> None:
+        key = await self._retry.run(lambda: self._keys.key_for(command.owner, image.face_id))
+        outcome.image = image
+        outcome.event = face_registered(command, image, key)
 
     def _check_match(self, person: Person | None, embedding: tuple[float, ...]) -> None:
         if not self._match.enabled or person is None:
@@ -123,12 +136,3 @@ class RegisterFaceHandler:
                 f"the face matches none of person {person.person_id!r}'s faces "
                 f"(nearest distance {distance:.2f}, at most {self._match.max_distance:g})",
             )
-
-
-def _now_ms() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def unexpected_failure(error: Exception) -> Outcome:
-    return Outcome(code=ErrorCode.INTERNAL, message=f"errorMsg:unexpected {type(error).__name__}")

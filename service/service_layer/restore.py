@@ -1,33 +1,59 @@
-"""Rebuild person libraries from the face events, without fetching or inferring anything."""
+"""Rebuild libraries from the face events, without fetching or inferring anything.
+
+The events are applied in log order, each as the live command applied it: a registration
+whose key was destroyed (its face was unregistered later in the log) cannot be read and is
+skipped, and the unregistration that destroyed the key removes whatever is left of it.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Callable
 from functools import partial
 
-from service.contracts.face_events import restored
-from service.contracts.messages import FaceRegistered
-from service.domain.commands import RegisterFace
-from service.domain.person import FaceImage
+from service.contracts.face_events import opened, tag_of
+from service.contracts.messages import FaceEvent, FaceRegistered, FacesUnregistered
+from service.domain.ids import identity_key
+from service.service_layer.ports import Stores
 from service.service_layer.retry import RetryPolicy
-
-RestoreImage = Callable[[RegisterFace, FaceImage], Awaitable[bool]]
+from service.service_layer.tag import tagged_entry
+from service.service_layer.unregister import unregistered_entry
 
 
 async def apply_face_events(
-    events: AsyncIterable[FaceRegistered],
-    restore: RestoreImage,
+    events: AsyncIterable[FaceEvent],
+    stores: Stores,
     retry: RetryPolicy,
     progress: Callable[[str], None] | None = None,
 ) -> Counter[str]:
-    """Apply events in log order; an event already applied (same FaceId) changes nothing."""
+    """Applies each event once; an event applied before changes nothing."""
     outcome: Counter[str] = Counter()
     async for event in events:
-        command, image = restored(event)
-        added = await retry.run(partial(restore, command, image))
-        kind = "stored" if added else "already present"
+        kind = await retry.run(partial(_apply, stores, event))
         outcome[kind] += 1
         if progress is not None:
             progress(kind)
     return outcome
+
+
+async def _apply(stores: Stores, event: FaceEvent) -> str:
+    if isinstance(event, FaceRegistered):
+        return await _registered(stores, event)
+    if isinstance(event, FacesUnregistered):
+        await stores.journal.keep(unregistered_entry(event))
+        await stores.keys.destroy(event.Owner, event.FaceIds)
+        category_key = identity_key(event.CategoryId)
+        await stores.persons.remove_faces(event.Owner, category_key, event.FaceIds)
+        return "unregistered"
+    await stores.journal.keep(tagged_entry(event))
+    await stores.persons.tag(tag_of(event))
+    return "tagged"
+
+
+async def _registered(stores: Stores, event: FaceRegistered) -> str:
+    key = await stores.keys.find(event.Owner, event.FaceId)
+    if key is None or await stores.journal.erased(event.Owner, event.FaceId):
+        return "erased"
+    command, image = opened(event, key)
+    added = await stores.persons.restore(command, image)
+    return "stored" if added else "already present"

@@ -18,10 +18,14 @@ import pytest
 import pytest_asyncio
 
 from service.adapters.event_log import read_face_events
+from service.adapters.face_keys import FileFaceKeys
+from service.adapters.journal import MongoJournal
 from service.adapters.mongo import open_database
 from service.adapters.person_store import MongoPersonStore
+from service.service_layer.ports import Stores
 from service.service_layer.restore import apply_face_events
 from service.service_layer.retry import RetryPolicy
+from service.settings import Settings
 from tests.support import suite_kafka
 from tests.support.apache_kafka import ApacheKafka
 from tests.support.image_server import ImageServer
@@ -125,7 +129,14 @@ async def rebuilt_from_events(deployment: Deployment) -> list[dict[str, Any]]:
     store = MongoPersonStore(database)
     await store.ensure_indexes()
     events = read_face_events(deployment.bootstrap, deployment.topics["events"])
-    await apply_face_events(events, store.restore, RetryPolicy(1, 0))
+    # The keys the services wrote: they share the run's file (see the conftest).
+    keys = FileFaceKeys(Settings().embedded_face_keys_file)
+    try:
+        await apply_face_events(
+            events, Stores(store, MongoJournal(database), keys), RetryPolicy(1, 0)
+        )
+    finally:
+        keys.close()
     persons = [p async for p in database["persons"].find({})]
     client.close()
     return persons

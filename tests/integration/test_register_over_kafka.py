@@ -4,6 +4,7 @@ running real DeepFace inference, results read back from the results topic."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 import uuid
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from service.adapters.sealing import associated_data, open_sealed
 from service.bootstrap import Service
 from tests.integration.conftest import IMAGE_MAX_BYTES
 from tests.support.image_server import IMAGE_HOST, ImageServer
@@ -89,12 +91,19 @@ async def test_a_registered_face_is_published_as_a_face_event(
     person = await stored_person(service, user, "lib", "p1")
     [image] = person["images"]
     assert (event["Owner"], event["CategoryId"], event["PersonId"]) == (user, "Lib", "P1")
-    assert (event["PersonName"], event["RequestId"]) == ("Ann", result["RequestId"])
-    assert event["Embedding"] == image["embedding"]
-    assert event["ImageSha256"] == image["image_sha256"]
-    assert event["Box"] == {k.upper(): v for k, v in image["box"].items()}
+    assert event["RequestId"] == result["RequestId"]
     assert (event["Model"], event["Detector"]) == ("Dlib", "mtcnn")
     assert event["WeightsSha256"] == image["weights_sha256"]
+    # The biometric and personal part is sealed with the face's key.
+    assert not {"Embedding", "ImageUrl", "ImageSha256", "PersonName"} & set(event)
+    assert service.stores is not None
+    key = await service.stores.keys.find(user, result["FaceId"])
+    assert key is not None
+    plain = json.loads(open_sealed(key, associated_data(user, result["FaceId"]), event["Sealed"]))
+    assert plain["PersonName"] == "Ann"
+    assert plain["Embedding"] == image["embedding"]
+    assert plain["ImageSha256"] == image["image_sha256"]
+    assert plain["Box"] == {k.upper(): v for k, v in image["box"].items()}
     assert "Embedding" not in result
 
 
@@ -232,7 +241,7 @@ RECORD_CASES = {
     "long-name": (
         b"u",
         b'{"CategoryId":"c","PersonId":"p","ImageUrl":"http://x/a","PersonName":"'
-        + b"n" * 129
+        + b"n" * 513
         + b'"}',
         "InvalidParameter.PersonName",
         400,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from motor.motor_asyncio import AsyncIOMotorClient
 
+from service.adapters.face_keys import MongoFaceKeys
 from service.adapters.image_fetcher import FetchLimits, HttpImageFetcher
+from service.adapters.journal import MongoJournal
 from service.adapters.person_store import MongoPersonStore
 from service.adapters.public_address import AddressPolicy
 from service.domain.errors import ErrorCode
@@ -27,6 +29,8 @@ async def test_an_unreachable_store_ends_in_internal_error_after_the_retries() -
     fetcher = HttpImageFetcher(FetchLimits(1, 1, 1, 2, 1_000_000), [80], AddressPolicy())
     handler = RegisterFaceHandler(
         store=MongoPersonStore(client["faces"]),
+        journal=MongoJournal(client["faces"]),
+        keys=MongoFaceKeys(client["faces"]),
         fetcher=fetcher,
         analyser=InferenceMustNotRun(),
         provenance=ModelProvenance("Dlib", "mtcnn", ""),

@@ -45,6 +45,7 @@ class CommandClient:
         self.dead_letters: dict[tuple[int, int], DeadLetter] = {}
         self.results: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         self.events: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.raw_results: defaultdict[str, list[bytes]] = defaultdict(list)
         self.result_keys: dict[str, bytes | None] = {}
         self.arrived_at: dict[str, float] = {}  # time.perf_counter() of each first result
         self._arrived = asyncio.Condition()
@@ -86,9 +87,11 @@ class CommandClient:
             value = json.loads(record.value)
             async with self._arrived:
                 if record.topic == self.events_topic:
-                    self.events[value["FaceId"]].append(value)
+                    # A registration by its face, an unregistration or tag by its command.
+                    self.events[value.get("FaceId") or value["RequestId"]].append(value)
                 else:
                     self.results[value["RequestId"]].append(value)
+                    self.raw_results[value["RequestId"]].append(record.value)
                     self.arrived_at.setdefault(value["RequestId"], time.perf_counter())
                     self.result_keys[value["RequestId"]] = record.key
                 self._arrived.notify_all()

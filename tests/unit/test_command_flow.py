@@ -12,7 +12,7 @@ from service.entrypoints.command_flow import CommandFlow, Handling
 from service.entrypoints.offsets import OffsetLedger
 from service.service_layer.handling import Answer, Decision
 from service.service_layer.intake import Envelope, IncomingRecord
-from service.service_layer.register import Outcome
+from service.service_layer.outcome import Outcome
 
 
 class ScriptedHandling:

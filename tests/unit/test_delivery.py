@@ -19,6 +19,7 @@ from tests.fakes import (
     MemoryStore,
     RecordingDeadLetters,
     RecordingPublisher,
+    memory_stores,
 )
 
 USER = b"user-1"
@@ -36,7 +37,7 @@ class Wired:
         self.dead_letters = RecordingDeadLetters()
         self.handling: CommandHandling = bootstrap(
             Settings(retry_attempts=2, retry_base_delay_s=0),
-            store=self.store,
+            stores=memory_stores(self.store),
             fetcher=self.fetcher,
             analyser=self.analyser,
             results=self.results,

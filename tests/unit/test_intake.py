@@ -68,7 +68,7 @@ def test_the_body_cannot_name_another_user() -> None:
         ("PersonId", None, ErrorCode.INVALID_PERSON_ID),
         ("PersonId", "", ErrorCode.INVALID_PERSON_ID),
         ("PersonId", "p" * 121, ErrorCode.INVALID_PERSON_ID),
-        ("PersonName", "n" * 129, ErrorCode.INVALID_PERSON_NAME),
+        ("PersonName", "n" * 513, ErrorCode.INVALID_PERSON_NAME),
         ("ImageUrl", "ftp://img.example/a.jpg", ErrorCode.INVALID_IMAGE_URL),
         ("ImageUrl", "not a url", ErrorCode.INVALID_IMAGE_URL),
         ("ImageUrl", "http://[::1/a.png", ErrorCode.INVALID_IMAGE_URL),

@@ -14,14 +14,14 @@ from service.entrypoints.consumer import partition_count
 from service.metrics import LiveCounts, service_registry
 from service.service_layer.handling import Decision
 from service.service_layer.intake import IncomingRecord
-from service.service_layer.register import Outcome
+from service.service_layer.outcome import Outcome
 from service.settings import Settings
 from tests.fakes import (
     CountingAnalyser,
     CountingFetcher,
-    MemoryStore,
     RecordingDeadLetters,
     RecordingPublisher,
+    memory_stores,
 )
 
 PARTITIONS = 4
@@ -55,7 +55,7 @@ class Intake:
         )
         self.handling = bootstrap(
             settings,
-            store=MemoryStore(),
+            stores=memory_stores(),
             fetcher=CountingFetcher(),
             analyser=CountingAnalyser(),
             results=self.results,

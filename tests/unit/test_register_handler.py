@@ -12,7 +12,7 @@ from service.domain.person import ModelProvenance
 from service.service_layer.ports import FaceAnalyser, ImageFetcher, PersonStore
 from service.service_layer.register import MatchPolicy, RegisterFaceHandler
 from service.service_layer.retry import RetryPolicy
-from tests.fakes import CountingAnalyser, CountingFetcher, MemoryStore
+from tests.fakes import CountingAnalyser, CountingFetcher, MemoryJournal, MemoryKeys, MemoryStore
 from tests.support.commands import register_face
 
 COMMAND = register_face()
@@ -36,6 +36,8 @@ def handler(
 ) -> RegisterFaceHandler:
     return RegisterFaceHandler(
         store=store,
+        journal=MemoryJournal(),
+        keys=MemoryKeys(),
         fetcher=fetcher or CountingFetcher(),
         analyser=analyser or CountingAnalyser(),
         provenance=ModelProvenance("Dlib", "mtcnn", "sha"),

@@ -1,0 +1,79 @@
+"""The commands whose answer is journaled: decided once, applied (again) from the entry.
+
+An unregister whose faces are gone by its second processing, a tag of a person removed
+since, a list of a library that has changed since: each must answer as the first time. So
+the first processing writes its answer (and event) to the journal before it changes
+anything, and every processing applies the change the entry records, then answers from it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from service.domain.errors import ErrorCode, Rejected
+from service.domain.journal import JournalEntry
+from service.service_layer.outcome import Outcome, failed, journaled, unexpected_failure
+from service.service_layer.ports import Journal
+from service.service_layer.retry import RetriesExhausted, RetryPolicy
+
+log = logging.getLogger("service.commands")
+
+Decide = Callable[[], Awaitable[JournalEntry]]
+Apply = Callable[[JournalEntry], Awaitable[None]]
+
+
+class JournaledAnswers:
+    def __init__(self, journal: Journal, retry: RetryPolicy) -> None:
+        self._journal = journal
+        self._retry = retry
+
+    async def answer(
+        self, owner: str, action: str, request_id: str, decide: Decide, apply: Apply
+    ) -> Outcome:
+        """`decide` reads what it needs and returns the entry, or raises the refusal to
+        journal; `apply` makes the entry's change, and must be harmless to repeat."""
+
+        async def entry() -> JournalEntry:
+            found = await self._journal.find(owner, action, request_id)
+            if found is not None:
+                return found
+            try:
+                decided = await decide()
+            except Rejected as refusal:
+                decided = _refused(owner, action, request_id, refusal)
+            return await self._journal.keep(decided)
+
+        try:
+            kept = await self._retry.run(entry)
+            await self._retry.run(lambda: apply(kept))
+        except RetriesExhausted as error:
+            return Outcome(code=ErrorCode.INTERNAL, message=f"errorMsg:{error}")
+        except Exception as error:
+            log.exception(f"{action} failed", extra={"request_id": request_id})
+            return unexpected_failure(error)
+        return journaled(kept)
+
+
+def _refused(owner: str, action: str, request_id: str, refusal: Rejected) -> JournalEntry:
+    return JournalEntry(
+        owner=owner,
+        action=action,
+        request_id=request_id,
+        result=failed(request_id, refusal.code, refusal.message).model_dump(mode="json"),
+    )
+
+
+async def nothing_to_apply(_entry: JournalEntry) -> None:
+    return None
+
+
+def now_ms() -> datetime:
+    """MongoDB keeps milliseconds: a time journaled must read back as it was written."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def expiring(retention_s: float) -> datetime:
+    return now_ms() + timedelta(seconds=retention_s)

@@ -1,0 +1,95 @@
+"""The ListCustomPersons use case: one page of a user's libraries, persons and faces."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from service.contracts.messages import (
+    ListedCategory,
+    ListedFace,
+    ListedPerson,
+    ListSucceeded,
+)
+from service.domain.commands import ListPersons, PageStart
+from service.domain.journal import JournalEntry
+from service.domain.paging import next_token
+from service.domain.person import Library, Person
+from service.service_layer.journaled import JournaledAnswers, expiring, nothing_to_apply
+from service.service_layer.outcome import Outcome
+from service.service_layer.ports import PersonStore
+
+ACTION = "ListCustomPersons"
+
+
+class ListPersonsHandler:
+    def __init__(
+        self, store: PersonStore, answers: JournaledAnswers, answer_retention_s: float
+    ) -> None:
+        self._store = store
+        self._answers = answers
+        # A page holds image URLs and names: its journaled copy must not outlive their erasure
+        # by long.
+        self._retention_s = answer_retention_s
+
+    async def handle(self, command: ListPersons) -> Outcome:
+        return await self._answers.answer(
+            command.owner,
+            ACTION,
+            command.request_id,
+            partial(self._decide, command),
+            nothing_to_apply,
+        )
+
+    async def _decide(self, command: ListPersons) -> JournalEntry:
+        found = await self._store.page_of_persons(
+            command.owner,
+            command.category.key if command.category else None,
+            command.person.key if command.person else None,
+            command.after,
+            command.max_results + 1,
+        )
+        page = found[: command.max_results]
+        libraries = await self._store.libraries(command.owner, {p.category_key for p in page})
+        token = None
+        if len(found) > len(page):
+            last = page[-1]
+            token = next_token(PageStart(last.category_key, last.person_key))
+        result = ListSucceeded(
+            RequestId=command.request_id,
+            Categories=_categories(page, {library.category_key: library for library in libraries}),
+            NextToken=token,
+        )
+        return JournalEntry(
+            owner=command.owner,
+            action=ACTION,
+            request_id=command.request_id,
+            result=result.model_dump(mode="json"),
+            expires_at=expiring(self._retention_s),
+        )
+
+
+def _categories(page: list[Person], libraries: dict[str, Library]) -> tuple[ListedCategory, ...]:
+    grouped: dict[str, list[Person]] = {}
+    for person in page:  # in (category key, person key) order already
+        grouped.setdefault(person.category_key, []).append(person)
+    categories = []
+    for key, persons in grouped.items():
+        library = libraries.get(key)
+        categories.append(
+            ListedCategory(
+                CategoryId=library.category_id if library else persons[0].category_id,
+                CategoryName=library.name if library else None,
+                CategoryDescription=library.description if library else None,
+                Persons=tuple(_person(p) for p in persons),
+            )
+        )
+    return tuple(categories)
+
+
+def _person(person: Person) -> ListedPerson:
+    return ListedPerson(
+        PersonId=person.person_id,
+        PersonName=person.person_name,
+        PersonDescription=person.person_description,
+        Faces=tuple(ListedFace(FaceId=i.face_id, ImageUrl=i.image_url) for i in person.images),
+    )

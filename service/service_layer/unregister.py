@@ -1,0 +1,101 @@
+"""The UnregisterCustomFace use case: a face, a person's faces, or a library's persons."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from service.contracts.messages import FacesUnregistered, UnregisterSucceeded
+from service.domain.commands import UnregisterFaces
+from service.domain.errors import ErrorCode, Rejected
+from service.domain.journal import JournalEntry
+from service.service_layer.journaled import JournaledAnswers, now_ms
+from service.service_layer.outcome import Outcome
+from service.service_layer.ports import FaceKeys, PersonStore
+
+ACTION = "UnregisterCustomFace"
+
+
+class UnregisterFacesHandler:
+    def __init__(self, store: PersonStore, keys: FaceKeys, answers: JournaledAnswers) -> None:
+        self._store = store
+        self._keys = keys
+        self._answers = answers
+
+    async def handle(self, command: UnregisterFaces) -> Outcome:
+        return await self._answers.answer(
+            command.owner,
+            ACTION,
+            command.request_id,
+            partial(self._decide, command),
+            partial(self._apply, command),
+        )
+
+    async def _decide(self, command: UnregisterFaces) -> JournalEntry:
+        event = FacesUnregistered(
+            Owner=command.owner,
+            RequestId=command.request_id,
+            CategoryId=command.category.display,
+            PersonId=command.person.display,
+            FaceId=command.face_id,
+            FaceIds=await self._faces(command),
+            UnregisteredAt=now_ms(),
+        )
+        return unregistered_entry(event)
+
+    async def _faces(self, command: UnregisterFaces) -> tuple[str, ...]:
+        owner, category = command.owner, command.category
+        if command.whole_library:
+            persons = await self._store.persons_of_library(owner, category.key)
+            faces = tuple(image.face_id for person in persons for image in person.images)
+            if not faces:
+                raise category_not_found(command.category.display)
+            return faces
+        person = await self._store.get_person(owner, category.key, command.person.key)
+        if person is None or not person.images:
+            if await self._store.get_library(owner, category.key) is None:
+                raise category_not_found(command.category.display)
+            raise Rejected(
+                ErrorCode.PERSON_NOT_FOUND,
+                f"person {command.person.display!r} does not exist in library {category.display!r}",
+            )
+        if command.whole_person:
+            return tuple(image.face_id for image in person.images)
+        # FaceIds are lowercase hex; a user may spell them in capitals.
+        image = person.image_with_face_id(command.face_id.lower())
+        if image is None:
+            raise Rejected(
+                ErrorCode.FACE_NOT_FOUND,
+                f"face {command.face_id!r} is not a face of person {command.person.display!r}",
+            )
+        return (image.face_id,)
+
+    async def _apply(self, command: UnregisterFaces, entry: JournalEntry) -> None:
+        if not entry.erased_face_ids:
+            return
+        # The keys first: from then on no copy of these faces' events on the log can be read.
+        await self._keys.destroy(command.owner, entry.erased_face_ids)
+        await self._store.remove_faces(command.owner, command.category.key, entry.erased_face_ids)
+
+
+def category_not_found(category_id: str) -> Rejected:
+    return Rejected(ErrorCode.CATEGORY_NOT_FOUND, f"library {category_id!r} does not exist")
+
+
+def unregistered_entry(event: FacesUnregistered) -> JournalEntry:
+    """The journal entry of an unregistration, from its event: the same whether written
+    when the command ran or when a store is rebuilt from the log."""
+    result = UnregisterSucceeded(
+        RequestId=event.RequestId,
+        CategoryId=event.CategoryId,
+        PersonId=event.PersonId,
+        FaceId=event.FaceId,
+        UnregisteredFaceCount=len(event.FaceIds),
+    )
+    return JournalEntry(
+        owner=event.Owner,
+        action=ACTION,
+        request_id=event.RequestId,
+        result=result.model_dump(mode="json"),
+        event=event.model_dump(mode="json"),
+        erased_face_ids=event.FaceIds,
+    )

@@ -1,0 +1,425 @@
+"""Unregister, tag and list through the real wiring (`bootstrap`), with fakes of the ports."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import pytest_asyncio
+
+from service.bootstrap import bootstrap
+from service.contracts.face_events import decode_event, opened
+from service.contracts.messages import FaceEvent, FaceRegistered
+from service.domain.partitioning import key_partition
+from service.entrypoints.command_flow import CommandFlow
+from service.service_layer.intake import IncomingRecord
+from service.service_layer.ports import Stores
+from service.service_layer.restore import apply_face_events
+from service.service_layer.retry import RetryPolicy
+from service.settings import Settings
+from tests.fakes import (
+    CountingAnalyser,
+    MemoryJournal,
+    MemoryStore,
+    RecordingDeadLetters,
+    RecordingPublisher,
+    memory_stores,
+)
+
+USER = b"user-1"
+PARTITIONS = 4
+
+
+class UrlFetcher:
+    """Each URL its own bytes, so that each registers its own face."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def fetch(self, url: str) -> bytes:
+        self.calls += 1
+        return url.encode()
+
+
+class Library:
+    def __init__(self, **settings: Any) -> None:
+        self.stores = memory_stores()
+        self.fetcher = UrlFetcher()
+        self.results = RecordingPublisher()
+        self.events = RecordingPublisher()
+        handling = bootstrap(
+            Settings(retry_attempts=2, retry_base_delay_s=0, **settings),
+            stores=self.stores,
+            fetcher=self.fetcher,
+            analyser=CountingAnalyser(),
+            results=self.results,
+            events=self.events,
+            dead_letters=RecordingDeadLetters(),
+            weights_sha256="sha",
+        )
+        self.flow = CommandFlow(handling, max_in_flight=100)
+        self.offset = 0
+
+    @property
+    def persons(self) -> MemoryStore:
+        assert isinstance(self.stores.persons, MemoryStore)
+        return self.stores.persons
+
+    async def send(self, *bodies: dict[str, Any], user: bytes = USER) -> list[dict[str, Any]]:
+        """The commands in one poll, as the consumer takes them; their results in order."""
+        records, request_ids = [], []
+        for body in bodies:
+            body = {"RequestId": f"R{self.offset}", **body}
+            request_ids.append(body["RequestId"])
+            records.append(
+                IncomingRecord(
+                    "cmds",
+                    key_partition(user, PARTITIONS),
+                    self.offset,
+                    1_700_000_000_000 + self.offset,
+                    user,
+                    json.dumps(body).encode(),
+                    PARTITIONS,
+                )
+            )
+            self.offset += 1
+        before = len(self.results.published)
+        await self.flow.take(records, _no_commit)
+        await self.results.until(lambda: len(self.results.published) == before + len(bodies))
+        answers = {answer["RequestId"]: answer for answer in self.results.dumps()[before:]}
+        return [answers[request_id] for request_id in request_ids]
+
+    async def one(self, body: dict[str, Any], user: bytes = USER) -> dict[str, Any]:
+        [result] = await self.send(body, user=user)
+        return result
+
+    def published_events(self) -> list[FaceEvent]:
+        return [decode_event(event) for event in self.events.dumps()]
+
+
+Make = Callable[..., Library]
+
+
+@pytest_asyncio.fixture
+async def libraries() -> AsyncIterator[Make]:
+    made: list[Library] = []
+
+    def make(**settings: Any) -> Library:
+        made.append(Library(**settings))
+        return made[-1]
+
+    yield make
+    for library in made:
+        await library.flow.close(1)
+
+
+async def _no_commit(_positions: dict[int, int]) -> None:
+    return None
+
+
+def register(person: str, image: str, category: str = "Cat-1", **more: Any) -> dict[str, Any]:
+    url = f"https://img.example/{image}.jpg"
+    return {"CategoryId": category, "PersonId": person, "ImageUrl": url, **more}
+
+
+def unregister(person: str, face: str, category: str = "Cat-1", **more: Any) -> dict[str, Any]:
+    return {
+        "Action": "UnregisterCustomFace",
+        "CategoryId": category,
+        "PersonId": person,
+        "FaceId": face,
+        **more,
+    }
+
+
+def listing(**fields: Any) -> dict[str, Any]:
+    return {"Action": "ListCustomPersons", **fields}
+
+
+def faces_of(library: Library, person_key: str, category_key: str = "cat-1") -> list[str]:
+    person = library.persons.persons.get(("user-1", category_key, person_key))
+    return [image.face_id for image in person.images] if person else []
+
+
+async def test_unregistering_a_face_removes_it_its_key_and_then_its_empty_person(
+    libraries: Make,
+) -> None:
+    library = libraries()
+    first, second = await library.send(register("P1", "a"), register("P1", "b"))
+
+    removed = await library.one(unregister("P1", first["FaceId"].upper(), RequestId="U1"))
+
+    assert removed == {
+        "RequestId": "U1",
+        "CategoryId": "Cat-1",
+        "PersonId": "P1",
+        "FaceId": first["FaceId"].upper(),
+        "UnregisteredFaceCount": 1,
+    }
+    assert faces_of(library, "p1") == [second["FaceId"]]
+    assert await library.stores.keys.find("user-1", first["FaceId"]) is None
+    assert await library.stores.keys.find("user-1", second["FaceId"]) is not None
+    last = await library.one(unregister("p1", second["FaceId"]))
+    assert last["UnregisteredFaceCount"] == 1
+    assert library.persons.persons == {}
+    assert await library.stores.persons.get_library("user-1", "cat-1") is None
+
+
+async def test_all_faces_of_a_person_and_all_persons_of_a_library(
+    libraries: Make,
+) -> None:
+    library = libraries()
+    await library.send(
+        register("P1", "a"),
+        register("P1", "b"),
+        register("P2", "c"),
+        register("P3", "d", category="Other"),
+    )
+
+    person = await library.one(unregister("P1", "all"))
+    whole = await library.one(unregister("ALL", "ALL", category="cat-1"))
+
+    assert person["UnregisteredFaceCount"] == 2 and person["FaceId"] == "all"
+    assert whole["UnregisteredFaceCount"] == 1 and whole["PersonId"] == "ALL"
+    assert [key for _, key, _ in library.persons.persons] == ["other"]
+    unregistered = [e for e in library.published_events() if e.Type == "FacesUnregistered"]
+    assert [len(e.FaceIds) for e in unregistered] == [2, 1]
+    assert all("Embedding" not in e.model_dump_json() for e in unregistered)
+
+
+async def test_a_freed_place_counts_at_once_against_the_cap(
+    libraries: Make,
+) -> None:
+    library = libraries()
+    results = await library.send(*(register("P1", f"img-{n}") for n in range(10)))
+    refused = await library.one(register("P1", "img-10"))
+    await library.one(unregister("P1", results[3]["FaceId"]))
+    again = await library.one(register("P1", "img-10"))
+
+    assert refused["Code"] == "FaceLimitExceeded"
+    assert "FaceId" in again and len(faces_of(library, "p1")) == 10
+
+
+async def test_an_unregister_processed_again_answers_and_publishes_as_the_first_time(
+    libraries: Make,
+) -> None:
+    library = libraries()
+    face = (await library.one(register("P1", "a")))["FaceId"]
+    body = unregister("P1", face, RequestId="U1")
+
+    first = await library.one(body)
+    events_before = len(library.events.published)
+    again = await library.one(body)  # the face is gone by now
+
+    assert json.dumps(again) == json.dumps(first)
+    [event, repeated] = library.events.dumps()[events_before - 1 :]
+    assert repeated == event
+
+
+async def test_a_registration_processed_again_after_its_face_was_removed_stays_removed(
+    libraries: Make,
+) -> None:
+    library = libraries()
+    body = register("P1", "a", RequestId="R1")
+    first = await library.one(body)
+    await library.one(unregister("P1", first["FaceId"]))
+    fetched = library.fetcher.calls
+
+    again = await library.one(body)
+    renewed = await library.one(register("P1", "a", RequestId="R2"))  # the same bytes
+
+    assert again == first
+    assert library.fetcher.calls == fetched + 1  # only the new registration fetched
+    assert renewed["FaceId"] != first["FaceId"]
+    assert faces_of(library, "p1") == [renewed["FaceId"]]
+
+
+async def test_not_found_codes_name_what_is_missing(libraries: Make) -> None:
+    library = libraries()
+    face = (await library.one(register("P1", "a")))["FaceId"]
+
+    answers = await library.send(
+        unregister("P1", face, category="nope"),
+        unregister("P2", face),
+        unregister("P1", "0" * 32),
+        unregister("ALL", "ALL", category="nope"),
+        {"Action": "TagCustomPerson", "CategoryId": "Cat-1", "PersonId": "P9", "PersonName": "x"},
+    )
+
+    assert [(a["Code"], a["HttpStatusCode"]) for a in answers] == [
+        ("NotFound.Category", 404),
+        ("NotFound.Person", 404),
+        ("NotFound.Face", 404),
+        ("NotFound.Category", 404),
+        ("NotFound.Person", 404),
+    ]
+    assert "'P2'" in answers[1]["Message"] and "'Cat-1'" in answers[1]["Message"]
+
+
+async def test_tag_then_list_pages_of_one_through_two_libraries(
+    libraries: Make,
+) -> None:
+    library = libraries()
+    await library.send(
+        register("b-person", "b1", PersonName="Bee"),
+        register("A-person", "a1"),
+        register("A-person", "a2"),
+        register("c", "c1", category="Zoo"),
+    )
+    tagged = await library.one(
+        {
+            "Action": "TagCustomPerson",
+            "CategoryId": "CAT-1",
+            "PersonId": "a-PERSON",
+            "CategoryName": "Staff",
+            "PersonName": "Ann",
+            "PersonDescription": "",
+        }
+    )
+    pages, token = [], None
+    while True:
+        page = await library.one(listing(MaxResults=1, **({"NextToken": token} if token else {})))
+        pages.append(page)
+        token = page["NextToken"]
+        if token is None:
+            break
+
+    assert tagged == {
+        "RequestId": tagged["RequestId"],
+        "CategoryId": "CAT-1",
+        "PersonId": "a-PERSON",
+    }
+    listed = [
+        (c["CategoryId"], c["CategoryName"], p["PersonId"], p["PersonName"], len(p["Faces"]))
+        for page in pages
+        for c in page["Categories"]
+        for p in c["Persons"]
+    ]
+    assert listed == [
+        ("Cat-1", "Staff", "A-person", "Ann", 2),
+        ("Cat-1", "Staff", "b-person", "Bee", 1),
+        ("Zoo", None, "c", None, 1),
+    ]
+    assert all(len(page["Categories"]) == 1 for page in pages)
+    assert "Embedding" not in json.dumps(pages) and "embedding" not in json.dumps(pages)
+
+
+async def test_list_of_one_library_or_person_and_of_nothing(
+    libraries: Make,
+) -> None:
+    library = libraries()
+    await library.send(register("P1", "a"), register("P2", "b"), register("P1", "c", category="X"))
+
+    one_library = await library.one(listing(CategoryId="cat-1"))
+    one_person = await library.one(listing(CategoryId="x", PersonId="p1"))
+    nothing = await library.one(listing(CategoryId="missing"))
+    stranger = await library.one(listing(), user=b"user-2")
+
+    assert [p["PersonId"] for p in one_library["Categories"][0]["Persons"]] == ["P1", "P2"]
+    assert [c["CategoryId"] for c in one_person["Categories"]] == ["X"]
+    assert nothing["Categories"] == [] and nothing["NextToken"] is None
+    assert stranger["Categories"] == []
+
+
+async def test_a_list_processed_again_answers_as_the_first_time_after_changes(
+    libraries: Make,
+) -> None:
+    library = libraries()
+    await library.one(register("P1", "a"))
+    body = listing(RequestId="L1")
+    first = await library.one(body)
+    await library.one(register("P2", "b"))
+
+    again = await library.one(body)
+
+    assert json.dumps(again) == json.dumps(first)
+
+
+async def test_invalid_list_and_tag_fields_get_their_codes(
+    libraries: Make,
+) -> None:
+    library = libraries()
+    answers = await library.send(
+        listing(MaxResults=0),
+        listing(MaxResults=101),
+        listing(NextToken="not-a-token"),
+        listing(PersonId="p1"),
+        {"Action": "TagCustomPerson", "CategoryId": "c", "PersonId": "p"},
+        {
+            "Action": "TagCustomPerson",
+            "CategoryId": "c",
+            "PersonId": "p",
+            "CategoryName": "n" * 513,
+        },
+        unregister("ALL", "some-face"),
+        unregister("P1", "f" * 121),
+        {"Action": "UnregisterCustomFace", "CategoryId": "c", "PersonId": "p"},
+        {"Action": "DeleteCustomFace", "CategoryId": "c"},
+    )
+
+    assert [a["Code"] for a in answers] == [
+        "InvalidParameter.MaxResults",
+        "InvalidParameter.MaxResults",
+        "InvalidParameter.NextToken",
+        "InvalidParameter.PersonId",
+        "InvalidParameter.Message",
+        "InvalidParameter.CategoryName",
+        "InvalidParameter.FaceId",
+        "InvalidParameter.FaceId",
+        "InvalidParameter.FaceId",
+        "InvalidParameter.Message",
+    ]
+
+
+async def test_each_action_has_its_own_rate_budget(libraries: Make) -> None:
+    library = libraries(rate_limit_per_second=1, list_rate_limit_per_second=2)
+    answers = await library.send(
+        register("P1", "a"), listing(), listing(), listing(), register("P1", "b")
+    )
+
+    assert ["Code" in a for a in answers] == [False, False, False, True, True]
+    assert answers[3]["Code"] == "Throttling.User" and "ListCustomPersons" in answers[3]["Message"]
+
+
+async def _events(events: Sequence[FaceEvent]) -> AsyncIterator[FaceEvent]:
+    for event in events:
+        yield event
+
+
+async def test_a_store_rebuilt_from_the_events_equals_the_live_one(
+    libraries: Make,
+) -> None:
+    library = libraries()
+    kept, removed = await library.send(register("P1", "a"), register("P1", "b"))
+    await library.send(
+        register("P2", "c", PersonName="Bo"),
+        {"Action": "TagCustomPerson", "CategoryId": "Cat-1", "PersonId": "P2", "CategoryName": "L"},
+        unregister("P1", removed["FaceId"], RequestId="U1"),
+        register("P3", "d", category="Gone"),
+        unregister("ALL", "ALL", category="Gone"),
+    )
+    events = library.published_events()
+    # An empty store and journal, with the keys the service has: a rebuild after a restart.
+    rebuilt = Stores(MemoryStore(), MemoryJournal(), library.stores.keys)
+
+    counts = await apply_face_events(_events(events), rebuilt, RetryPolicy(1, 0))
+
+    assert isinstance(rebuilt.persons, MemoryStore)
+    assert rebuilt.persons.persons == library.persons.persons
+    assert rebuilt.persons.library_texts == library.persons.library_texts
+    assert counts["erased"] == 2 and counts["stored"] == 2
+    assert await rebuilt.journal.erased("user-1", removed["FaceId"])
+    assert await rebuilt.journal.find("user-1", "UnregisterCustomFace", "U1") == (
+        await library.stores.journal.find("user-1", "UnregisterCustomFace", "U1")
+    )
+    sealed = [e for e in events if isinstance(e, FaceRegistered)]
+    readable = [
+        e.FaceId for e in sealed if (key := await library.stores.keys.find(e.Owner, e.FaceId))
+    ]
+    assert readable == [kept["FaceId"], next(e.FaceId for e in sealed if e.PersonId == "P2")]
+    for event in sealed:
+        key = await library.stores.keys.find(event.Owner, event.FaceId)
+        if key is not None:
+            _, image = opened(event, key)
+            assert len(image.embedding) == 128
