@@ -21,7 +21,7 @@ from service.adapters.broker_connection import (
 )
 from service.adapters.dead_letters import KafkaDeadLetters
 from service.adapters.embedded_kafka import EmbeddedKafka, ensure_topics
-from service.adapters.event_log import read_face_events
+from service.adapters.event_log import UnreadableEvent, read_face_events
 from service.adapters.face_keys import FileFaceKeys, MongoFaceKeys
 from service.adapters.image_fetcher import FetchLimits, HttpImageFetcher
 from service.adapters.inference_pool import EngineConfig, InferencePool
@@ -30,6 +30,7 @@ from service.adapters.model_weights import place_weights
 from service.adapters.person_store import MongoPersonStore
 from service.adapters.public_address import AddressPolicy
 from service.adapters.result_publisher import KafkaJsonPublisher
+from service.adapters.sealing import SealBroken
 from service.domain.commands import ListPersons, RegisterFace, TagPerson, UnregisterFaces
 from service.domain.faces import FacePolicy
 from service.domain.person import ModelProvenance
@@ -199,7 +200,7 @@ def bootstrap(
         max_images_in_memory=settings.max_images_in_memory,
     )
     unregister = UnregisterFacesHandler(stores.persons, stores.keys, answers)
-    tag = TagPersonHandler(stores.persons, answers)
+    tag = TagPersonHandler(stores.persons, stores.keys, answers)
     listing = ListPersonsHandler(stores.persons, answers, settings.list_answer_retention_s)
     return CommandHandling(
         bus=MessageBus(
@@ -310,6 +311,7 @@ class Service:
         self._wrap_store = wrap_store or (lambda store: store)
         self._commands: CommandFlow | None = None
         self._joined = False  # the consumer has had its first partition assignment
+        self._unrebuilt: str | None = None  # why the in-process store could not be rebuilt
         # Once started, for operators' tools and tests.
         self.stores: Stores | None = None
         self.database: Any = None
@@ -337,6 +339,10 @@ class Service:
     async def _take(self, records: Sequence[IncomingRecord], commit: Commit) -> None:
         if self._commands is None:
             raise RuntimeError("a batch arrived before the service finished starting")
+        if self._unrebuilt is not None:
+            # Commands run against a store missing part of its library could bring back
+            # an erased face: none is taken (nor committed) until an operator steps in.
+            await asyncio.Event().wait()
         await self._commands.take(records, commit)
 
     async def _partitions_assigned(self, partitions: set[int]) -> None:
@@ -351,13 +357,26 @@ class Service:
         if self.settings.uses_embedded_store and self.stores is not None and partitions:
             # The in-process store holds only what this process saw: before consuming a
             # partition's commands, it takes in that partition's faces from the events.
-            restored = await apply_face_events(
-                read_face_events(
-                    self.settings.bootstrap_servers, self.settings.events_topic, partitions
-                ),
-                self.stores,
-                retry_policy(self.settings),
-            )
+            try:
+                restored = await apply_face_events(
+                    read_face_events(
+                        self.settings.bootstrap_servers, self.settings.events_topic, partitions
+                    ),
+                    self.stores,
+                    retry_policy(self.settings),
+                )
+            except (UnreadableEvent, SealBroken) as error:
+                self._unrebuilt = str(error)
+                log.error(
+                    "cannot rebuild the store from the face events: no command is taken",
+                    extra={
+                        "error": self._unrebuilt,
+                        "fix": "the events topic holds an event this version cannot read; "
+                        "empty the topics (restart the embedded broker) or run a version "
+                        "that wrote them",
+                    },
+                )
+                return
             log.info(
                 "store rebuilt from face events",
                 extra={"partitions": sorted(partitions), "events": dict(restored)},
@@ -400,7 +419,9 @@ class Service:
             "consumer": self._joined,
             "kafka": await self.broker.ping(timeout=_PROBE_TIMEOUT_S),
         }
-        if not self.settings.uses_embedded_store:
+        if self.settings.uses_embedded_store:
+            checks["store"] = self._unrebuilt is None
+        else:
             checks["mongodb"] = await self._mongodb_answers()
         return checks
 

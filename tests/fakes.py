@@ -69,7 +69,7 @@ class MemoryStore:
 
     async def get_library(self, owner: str, category_key: str) -> Library | None:
         self._maybe_fail()
-        persons = self._of_library(owner, category_key)
+        persons = [p for p in self._of_library(owner, category_key) if p.images]
         if not persons:
             return None
         return self.library_texts.get(
@@ -78,7 +78,7 @@ class MemoryStore:
 
     async def persons_of_library(self, owner: str, category_key: str) -> list[Person]:
         self._maybe_fail()
-        return self._of_library(owner, category_key)
+        return [p for p in self._of_library(owner, category_key) if p.images]
 
     async def remove_faces(self, owner: str, category_key: str, face_ids: Collection[str]) -> None:
         self._maybe_fail()
@@ -92,16 +92,27 @@ class MemoryStore:
         if not self._of_library(owner, category_key):
             self.library_texts.pop((owner, category_key), None)
 
-    async def tag(self, command: TagPerson) -> bool:
+    async def tag(self, command: TagPerson, create_person: bool = False) -> bool:
         self._maybe_fail()
         person = self.persons.get(command.person_ref)
-        if person is None:
+        if person is None and create_person:
+            person = Person(
+                owner=command.owner,
+                category_id=command.category.display,
+                category_key=command.category.key,
+                person_id=command.person.display,
+                person_key=command.person.key,
+                person_name=None,
+            )
+        if person is None or not (person.images or create_person):
             return False
         texts = command.texts
         if texts.person_name is not None:
             person = replace(person, person_name=texts.person_name or None)
         if texts.person_description is not None:
             person = replace(person, person_description=texts.person_description or None)
+        if texts.touches_person and command.text_key_id not in person.text_key_ids:
+            person = replace(person, text_key_ids=(*person.text_key_ids, command.text_key_id))
         self.persons[command.person_ref] = person
         key = (command.owner, command.category.key)
         library = self.library_texts.get(key, Library(command.owner, person.category_id, key[1]))
@@ -125,6 +136,7 @@ class MemoryStore:
             person
             for (who, category, key), person in sorted(self.persons.items())
             if who == owner
+            and person.images
             and category_key in (None, category)
             and person_key in (None, key)
             and (after is None or (category, key) > (after.category_key, after.person_key))
@@ -151,9 +163,21 @@ class MemoryStore:
             category_key=command.category.key,
             person_id=person.person_id if person else command.person.display,
             person_key=command.person.key,
-            person_name=command.person_name or (person.person_name if person else None),
+            person_name=(
+                (command.person_name or None)
+                if command.person_name is not None
+                else (person.person_name if person else None)
+            ),
             images=(*(person.images if person else ()), image),
             person_description=person.person_description if person else None,
+            text_key_ids=tuple(
+                dict.fromkeys(
+                    (
+                        *(person.text_key_ids if person else ()),
+                        *((command.text_key_id,) if command.person_name is not None else ()),
+                    )
+                )
+            ),
         )
 
 

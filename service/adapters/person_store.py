@@ -96,12 +96,15 @@ class MongoPersonStore:
             if await self._persons.find_one(library, {"_id": 1}) is None:
                 await self._libraries.delete_one(library)
 
-    async def tag(self, command: TagPerson) -> bool:
+    async def tag(self, command: TagPerson, create_person: bool = False) -> bool:
         texts = command.texts
         identity = _identity(*command.person_ref)
         now = datetime.now(UTC)
         async with transient_on_driver_errors("tagging a person"):
-            person = await self._persons.find_one({**identity, **_HAS_FACE}, {"category_id": 1})
+            if create_person:
+                await self._create_person_once(command, identity, now)
+            wanted = identity if create_person else {**identity, **_HAS_FACE}
+            person = await self._persons.find_one(wanted, {"category_id": 1})
             if person is None:
                 return False
             person_texts = _given(
@@ -109,7 +112,11 @@ class MongoPersonStore:
             )
             if person_texts:
                 await self._persons.update_one(
-                    identity, {"$set": {**person_texts, "updated_at": now}}
+                    identity,
+                    {
+                        "$set": {**person_texts, "updated_at": now},
+                        "$addToSet": {"text_key_ids": command.text_key_id},
+                    },
                 )
             library_texts = _given(name=texts.category_name, description=texts.category_description)
             if library_texts:
@@ -175,10 +182,12 @@ class MongoPersonStore:
                 },
                 {
                     "$push": {"images": _image_document(image)},
-                    "$set": {
-                        "updated_at": now,
-                        **({"person_name": command.person_name} if command.person_name else {}),
-                    },
+                    "$set": {"updated_at": now, **_named(command)},
+                    **(
+                        {"$addToSet": {"text_key_ids": command.text_key_id}}
+                        if command.person_name is not None
+                        else {}
+                    ),
                 },
             )
             if pushed.modified_count == 1:
@@ -203,16 +212,17 @@ class MongoPersonStore:
         return stored is image
 
     async def _create_person_once(
-        self, command: RegisterFace, identity: dict[str, str], now: datetime
+        self, command: RegisterFace | TagPerson, identity: dict[str, str], now: datetime
     ) -> None:
         insert: dict[str, Any] = {
             "category_id": command.category.display,
             "person_id": command.person.display,
-            "person_name": command.person_name,
+            "person_name": None,
             "person_description": None,
             "created_at": now,
             "updated_at": now,
             "images": [],
+            "text_key_ids": [],
         }
         library = {"owner": command.owner, "category_key": command.category.key}
         library_insert = {"category_id": command.category.display, "created_at": now}
@@ -221,6 +231,13 @@ class MongoPersonStore:
             await self._libraries.update_one(library, {"$setOnInsert": library_insert}, upsert=True)
         with contextlib.suppress(DuplicateKeyError):
             await self._persons.update_one(identity, {"$setOnInsert": insert}, upsert=True)
+
+
+def _named(command: RegisterFace) -> dict[str, str | None]:
+    """The name a registration sets: an empty one clears it, as a tag's would."""
+    if command.person_name is None:
+        return {}
+    return {"person_name": command.person_name or None}
 
 
 def _identity(owner: str, category_key: str, person_key: str) -> dict[str, str]:
@@ -251,6 +268,7 @@ def _person_from(document: dict[str, Any]) -> Person:
         person_key=document["person_key"],
         person_name=document.get("person_name"),
         person_description=document.get("person_description"),
+        text_key_ids=tuple(document.get("text_key_ids", ())),
         images=tuple(_image_from(item) for item in document.get("images", ())),
     )
 

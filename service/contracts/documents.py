@@ -20,6 +20,7 @@ from service.contracts.messages import (
     ListCustomPersonsCommand,
     ListSucceeded,
     PersonTagged,
+    PersonTextsSecret,
     RegisterCustomFaceCommand,
     RegisterSucceeded,
     TagCustomPersonCommand,
@@ -44,6 +45,7 @@ SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
     CommandFailed,
     FaceRegistered,
     FaceSecret,
+    PersonTextsSecret,
     FacesUnregistered,
     PersonTagged,
 )
@@ -87,11 +89,12 @@ def _contract_broker() -> KafkaBroker:
         title=f"{_default('events_topic')}:FaceEvent",
         description="The library's change log, keyed by owner, with a `message-type` header "
         "naming the event: FaceRegistered, FacesUnregistered, PersonTagged. "
-        "FaceRegistered's biometric and personal fields (embedding, face box, image URL "
-        "and hash, person name: a FaceSecret, see face-secret.schema.json) are sealed with "
-        "a data key of that face alone; unregistering the face destroys the key, which "
-        "leaves every copy of them on the log unreadable. PersonTagged carries names and "
-        "descriptions in clear. Consumers dedupe by RequestId.",
+        "FaceRegistered's biometric fields (embedding, face box, image URL and hash: a "
+        "FaceSecret, see face-secret.schema.json) are sealed with a data key of that face "
+        "alone; unregistering the face destroys the key, which leaves every copy of them on "
+        "the log unreadable. A person's name and description (a PersonTextsSecret) are "
+        "sealed with keys destroyed when the person is unregistered. Library names and "
+        "descriptions are in clear. Consumers dedupe by RequestId.",
         schema=FaceRegistered | FacesUnregistered | PersonTagged,
     )
     async def face_library(command: CommandMessage) -> None:

@@ -15,6 +15,8 @@ from service.contracts.messages import (
     FaceSecret,
     FacesUnregistered,
     PersonTagged,
+    PersonTextsSecret,
+    SealedTexts,
 )
 from service.domain.commands import RegisterFace, TagPerson, Texts
 from service.domain.faces import Box
@@ -36,14 +38,20 @@ def decode_event_json(value: bytes) -> FaceEvent:
     return _EVENTS.validate_json(value)
 
 
-def face_registered(command: RegisterFace, image: FaceImage, key: bytes) -> FaceRegistered:
+def face_registered(
+    command: RegisterFace, image: FaceImage, key: bytes, text_key: bytes | None
+) -> FaceRegistered:
+    """`text_key` seals the command's PersonName: None when it gave none."""
     secret = FaceSecret(
         Embedding=image.embedding,
         Box=FaceBox(X=image.box.x, Y=image.box.y, W=image.box.w, H=image.box.h),
         ImageUrl=image.image_url,
         ImageSha256=image.image_sha256,
-        PersonName=command.person_name,
     )
+    texts = None
+    if text_key is not None and command.person_name is not None:
+        name = PersonTextsSecret(PersonName=command.person_name)
+        texts = _sealed_texts(command.owner, command.text_key_id, text_key, name)
     return FaceRegistered(
         Owner=command.owner,
         CategoryId=command.category.display,
@@ -59,12 +67,16 @@ def face_registered(command: RegisterFace, image: FaceImage, key: bytes) -> Face
             associated_data(command.owner, image.face_id),
             secret.model_dump_json().encode("utf-8"),
         ),
+        PersonTexts=texts,
     )
 
 
-def opened(event: FaceRegistered, key: bytes) -> tuple[RegisterFace, FaceImage]:
+def opened(
+    event: FaceRegistered, key: bytes, texts: PersonTextsSecret | None
+) -> tuple[RegisterFace, FaceImage]:
     """The command and image an event records, to apply to a store again; SealBroken when
-    `key` is not the face's."""
+    `key` is not the face's. `texts`: its opened PersonTexts, None when it has none or
+    they cannot be opened."""
     plain = open_sealed(key, associated_data(event.Owner, event.FaceId), event.Sealed)
     secret = FaceSecret.model_validate_json(plain)
     command = RegisterFace(
@@ -73,7 +85,7 @@ def opened(event: FaceRegistered, key: bytes) -> tuple[RegisterFace, FaceImage]:
         category=LibraryId.of(event.CategoryId),
         person=LibraryId.of(event.PersonId),
         image_url=secret.ImageUrl,
-        person_name=secret.PersonName,
+        person_name=texts.PersonName if texts else None,
         timestamp_ms=int(event.RegisteredAt.timestamp() * 1000),
     )
     image = FaceImage(
@@ -91,8 +103,15 @@ def opened(event: FaceRegistered, key: bytes) -> tuple[RegisterFace, FaceImage]:
     return command, image
 
 
-def person_tagged(command: TagPerson) -> PersonTagged:
+def person_tagged(command: TagPerson, text_key: bytes | None) -> PersonTagged:
+    """`text_key` seals the person's texts: None when the command sets none."""
     texts = command.texts
+    sealed = None
+    if text_key is not None and texts.touches_person:
+        secret = PersonTextsSecret(
+            PersonName=texts.person_name, PersonDescription=texts.person_description
+        )
+        sealed = _sealed_texts(command.owner, command.text_key_id, text_key, secret)
     return PersonTagged(
         Owner=command.owner,
         RequestId=command.request_id,
@@ -100,21 +119,40 @@ def person_tagged(command: TagPerson) -> PersonTagged:
         PersonId=command.person.display,
         CategoryName=texts.category_name,
         CategoryDescription=texts.category_description,
-        PersonName=texts.person_name,
-        PersonDescription=texts.person_description,
+        PersonTexts=sealed,
     )
 
 
-def tag_of(event: PersonTagged) -> TagPerson:
+def opened_texts(owner: str, texts: SealedTexts, key: bytes) -> PersonTextsSecret:
+    plain = open_sealed(key, associated_data(owner, texts.KeyId), texts.Sealed)
+    return PersonTextsSecret.model_validate_json(plain)
+
+
+def texts_tag(
+    owner: str,
+    request_id: str,
+    category_id: str,
+    person_id: str,
+    texts: PersonTextsSecret | None,
+    category_name: str | None = None,
+    category_description: str | None = None,
+) -> TagPerson:
+    """The tag that sets what an event says of a person: its texts where they could be
+    opened, and the library's."""
     return TagPerson(
-        owner=event.Owner,
-        request_id=event.RequestId,
-        category=LibraryId.of(event.CategoryId),
-        person=LibraryId.of(event.PersonId),
+        owner=owner,
+        request_id=request_id,
+        category=LibraryId.of(category_id),
+        person=LibraryId.of(person_id),
         texts=Texts(
-            category_name=event.CategoryName,
-            category_description=event.CategoryDescription,
-            person_name=event.PersonName,
-            person_description=event.PersonDescription,
+            category_name=category_name,
+            category_description=category_description,
+            person_name=texts.PersonName if texts else None,
+            person_description=texts.PersonDescription if texts else None,
         ),
     )
+
+
+def _sealed_texts(owner: str, key_id: str, key: bytes, secret: PersonTextsSecret) -> SealedTexts:
+    sealed = seal(key, associated_data(owner, key_id), secret.model_dump_json().encode("utf-8"))
+    return SealedTexts(KeyId=key_id, Sealed=sealed)

@@ -277,7 +277,7 @@ class FaceBox(_Message):
 
 
 class FaceSecret(_Message):
-    """What a FaceRegistered event seals: its biometric and personal data."""
+    """What a FaceRegistered event seals with the face's key: its biometric data."""
 
     model_config = ConfigDict(title="FaceSecret")
 
@@ -285,7 +285,27 @@ class FaceSecret(_Message):
     Box: FaceBox = Field(description="The face in the image.")
     ImageUrl: str = Field(description="Where the image was fetched from.")
     ImageSha256: str = Field(description="sha256 of the image bytes, hex.")
-    PersonName: str | None = Field(description="PersonName given by the command, if any.")
+
+
+class PersonTextsSecret(_Message):
+    """What an event seals with a person-texts key: the texts its command set (absent:
+    unchanged, empty: cleared)."""
+
+    model_config = ConfigDict(title="PersonTextsSecret")
+
+    PersonName: str | None = None
+    PersonDescription: str | None = None
+
+
+class SealedTexts(_Message):
+    """Person texts sealed with a key that lives as long as the person: unregistering the
+    person destroys it, unregistering one of its faces does not."""
+
+    KeyId: str = Field(pattern="^t[0-9a-f]{31}$", description="Id of the key.")
+    Sealed: str = Field(
+        description="base64 of the AES-256-GCM-SIV ciphertext and tag of the "
+        "PersonTextsSecret JSON; the associated data binds it to Owner and KeyId."
+    )
 
 
 _EVENT = (
@@ -296,9 +316,10 @@ _EVENT = (
 
 
 class FaceRegistered(_Message):
-    """A face added to a person. Its embedding, image URL and hash and the person's name are
-    sealed (AES-256-GCM-SIV) with a data key of this face alone: unregistering the face destroys
-    the key, and with it every copy of the event on the log (crypto-shredding)."""
+    """A face added to a person. Its embedding, box, image URL and hash are sealed
+    (AES-256-GCM-SIV) with a data key of this face alone: unregistering the face destroys the
+    key, and with it every copy of the event on the log (crypto-shredding). The PersonName
+    given, if any, is sealed apart, with a key that goes with the person."""
 
     model_config = ConfigDict(title="FaceRegistered")
     __doc__ = (__doc__ or "") + _EVENT
@@ -317,6 +338,9 @@ class FaceRegistered(_Message):
         description="base64 of the AES-256-GCM-SIV ciphertext and tag of the FaceSecret JSON; "
         "the associated data binds it to Owner and FaceId."
     )
+    PersonTexts: SealedTexts | None = Field(
+        None, description="The PersonName the command gave; absent when it gave none."
+    )
 
 
 class FacesUnregistered(_Message):
@@ -333,11 +357,15 @@ class FacesUnregistered(_Message):
     PersonId: str = _echo("person id (or `ALL`)")
     FaceId: str = _echo("face id (or `ALL`)")
     FaceIds: tuple[str, ...] = Field(description="Every face removed.")
+    KeyIds: tuple[str, ...] = Field(
+        (), description="The person-texts keys destroyed with the persons removed."
+    )
     UnregisteredAt: datetime = Field(description="When (UTC, milliseconds).")
 
 
 class PersonTagged(_Message):
-    """A TagCustomPerson applied: the texts given (absent: unchanged, empty: cleared)."""
+    """A TagCustomPerson applied: the texts given (absent: unchanged, empty: cleared). The
+    library's texts are in clear; the person's are sealed with a key that goes with it."""
 
     model_config = ConfigDict(title="PersonTagged")
     __doc__ = (__doc__ or "") + _EVENT
@@ -349,8 +377,9 @@ class PersonTagged(_Message):
     PersonId: str = _echo("person id")
     CategoryName: str | None = None
     CategoryDescription: str | None = None
-    PersonName: str | None = None
-    PersonDescription: str | None = None
+    PersonTexts: SealedTexts | None = Field(
+        None, description="PersonName and PersonDescription, when the command gave either."
+    )
 
 
 FaceEvent = FaceRegistered | FacesUnregistered | PersonTagged

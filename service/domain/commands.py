@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.domain.ids import LibraryId, derive_face_id, identity_key
+from service.domain.ids import LibraryId, derive_face_id, derive_text_key_id, identity_key
 
 ALL = identity_key("ALL")  # PersonId or FaceId: every one of them
 
@@ -29,6 +29,11 @@ class RegisterFace:
     def person_ref(self) -> PersonRef:
         """What makes two commands touch the same person document."""
         return (self.owner, self.category.key, self.person.key)
+
+    @property
+    def text_key_id(self) -> str:
+        """The key that seals the PersonName this command gives, on the log."""
+        return derive_text_key_id(*self.person_ref, self.request_id)
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,10 @@ class Texts:
     def touches_library(self) -> bool:
         return self.category_name is not None or self.category_description is not None
 
+    @property
+    def touches_person(self) -> bool:
+        return self.person_name is not None or self.person_description is not None
+
 
 @dataclass(frozen=True)
 class TagPerson:
@@ -76,6 +85,11 @@ class TagPerson:
     @property
     def person_ref(self) -> PersonRef:
         return (self.owner, self.category.key, self.person.key)
+
+    @property
+    def text_key_id(self) -> str:
+        """The key that seals the person texts this command sets, on the log."""
+        return derive_text_key_id(*self.person_ref, self.request_id)
 
 
 @dataclass(frozen=True)

@@ -43,3 +43,12 @@ def derive_face_id(owner: str, category_key: str, person_key: str, request_id: s
     # JSON keeps the parts apart whatever characters the ids hold.
     material = json.dumps([owner, category_key, person_key, request_id], ensure_ascii=False)
     return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
+
+
+def derive_text_key_id(owner: str, category_key: str, person_key: str, request_id: str) -> str:
+    """The id of the key that seals the person texts a command set (its name, description):
+    `t` and 31 hex characters, so it never equals a FaceId."""
+    material = json.dumps(
+        [owner, category_key, person_key, request_id, "texts"], ensure_ascii=False
+    )
+    return "t" + hashlib.sha256(material.encode("utf-8")).hexdigest()[:31]

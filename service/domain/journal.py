@@ -19,5 +19,7 @@ class JournalEntry:
     result: dict[str, Any]
     event: dict[str, Any] | None = None
     erased_face_ids: tuple[str, ...] = field(default_factory=tuple)
+    # Keys of the removed persons' texts, destroyed with the faces' keys.
+    erased_key_ids: tuple[str, ...] = field(default_factory=tuple)
     # None: kept for good. An entry that holds personal data (a list's image URLs) expires.
     expires_at: datetime | None = None

@@ -42,6 +42,8 @@ class Person:
     person_name: str | None
     images: Sequence[FaceImage] = field(default_factory=tuple)
     person_description: str | None = None
+    # The keys that seal this person's texts on the log: they go when the person goes.
+    text_key_ids: tuple[str, ...] = ()
 
     def image_with_face_id(self, face_id: str) -> FaceImage | None:
         return next((i for i in self.images if i.face_id == face_id), None)

@@ -47,8 +47,10 @@ class PersonStore(Protocol):
         faces, then the library if it has no persons left. Harmless to repeat."""
         ...
 
-    async def tag(self, command: TagPerson) -> bool:
-        """Sets the texts given; False when the person does not exist."""
+    async def tag(self, command: TagPerson, create_person: bool = False) -> bool:
+        """Sets the texts given, and keeps the command's text key id with the person when
+        it sets person texts; False when the person has no face (unless `create_person`,
+        for a rebuild, makes it without one)."""
         ...
 
     async def page_of_persons(

@@ -113,8 +113,12 @@ class RegisterFaceHandler:
             created_at=now_ms(),
         )
         with timed(timings, "store"):
-            # The key before the image: a stored face always has the key its event needs.
+            # The keys before the image: a stored face always has the keys its event needs.
             await self._retry.run(lambda: self._keys.key_for(command.owner, face_id))
+            if command.person_name is not None:
+                await self._retry.run(
+                    lambda: self._keys.key_for(command.owner, command.text_key_id)
+                )
             stored = await self._retry.run(lambda: self._store.add_image(command, image))
         outcome.stored = stored is image
         if stored.face_id == face_id:
@@ -122,9 +126,13 @@ class RegisterFaceHandler:
         return stored.face_id
 
     async def _publish(self, command: RegisterFace, image: FaceImage, outcome: Outcome) -> None:
-        key = await self._retry.run(lambda: self._keys.key_for(command.owner, image.face_id))
+        owner = command.owner
+        key = await self._retry.run(lambda: self._keys.key_for(owner, image.face_id))
+        text_key = None
+        if command.person_name is not None:
+            text_key = await self._retry.run(lambda: self._keys.key_for(owner, command.text_key_id))
         outcome.image = image
-        outcome.event = face_registered(command, image, key)
+        outcome.event = face_registered(command, image, key, text_key)
 
     def _check_match(self, person: Person | None, embedding: tuple[float, ...]) -> None:
         if not self._match.enabled or person is None:

@@ -11,8 +11,15 @@ from collections import Counter
 from collections.abc import AsyncIterable, Callable
 from functools import partial
 
-from service.contracts.face_events import opened, tag_of
-from service.contracts.messages import FaceEvent, FaceRegistered, FacesUnregistered
+from service.contracts.face_events import opened, opened_texts, texts_tag
+from service.contracts.messages import (
+    FaceEvent,
+    FaceRegistered,
+    FacesUnregistered,
+    PersonTextsSecret,
+    SealedTexts,
+)
+from service.domain.commands import Texts
 from service.domain.ids import identity_key
 from service.service_layer.ports import Stores
 from service.service_layer.retry import RetryPolicy
@@ -41,19 +48,47 @@ async def _apply(stores: Stores, event: FaceEvent) -> str:
         return await _registered(stores, event)
     if isinstance(event, FacesUnregistered):
         await stores.journal.keep(unregistered_entry(event))
-        await stores.keys.destroy(event.Owner, event.FaceIds)
+        await stores.keys.destroy(event.Owner, (*event.FaceIds, *event.KeyIds))
         category_key = identity_key(event.CategoryId)
         await stores.persons.remove_faces(event.Owner, category_key, event.FaceIds)
         return "unregistered"
     await stores.journal.keep(tagged_entry(event))
-    await stores.persons.tag(tag_of(event))
+    texts = await _texts(stores, event.Owner, event.PersonTexts)
+    tag = texts_tag(
+        event.Owner,
+        event.RequestId,
+        event.CategoryId,
+        event.PersonId,
+        texts,
+        event.CategoryName,
+        event.CategoryDescription,
+    )
+    if tag.texts != Texts():
+        # The person may have no face in the rebuilt store at this point of the log (those
+        # it had then were unregistered later, it kept others): it is made, to take them.
+        await stores.persons.tag(tag, create_person=True)
     return "tagged"
 
 
 async def _registered(stores: Stores, event: FaceRegistered) -> str:
+    texts = await _texts(stores, event.Owner, event.PersonTexts)
     key = await stores.keys.find(event.Owner, event.FaceId)
     if key is None or await stores.journal.erased(event.Owner, event.FaceId):
+        if texts is not None:
+            # The face is gone, the name it brought stays with its person (see above).
+            tag = texts_tag(event.Owner, event.RequestId, event.CategoryId, event.PersonId, texts)
+            await stores.persons.tag(tag, create_person=True)
         return "erased"
-    command, image = opened(event, key)
+    command, image = opened(event, key, texts)
     added = await stores.persons.restore(command, image)
     return "stored" if added else "already present"
+
+
+async def _texts(
+    stores: Stores, owner: str, sealed: SealedTexts | None
+) -> PersonTextsSecret | None:
+    """The person texts an event sealed, or None: it has none, or its person is gone."""
+    if sealed is None:
+        return None
+    key = await stores.keys.find(owner, sealed.KeyId)
+    return opened_texts(owner, sealed, key) if key is not None else None

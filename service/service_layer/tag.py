@@ -11,15 +11,16 @@ from service.domain.errors import ErrorCode, Rejected
 from service.domain.journal import JournalEntry
 from service.service_layer.journaled import JournaledAnswers
 from service.service_layer.outcome import Outcome
-from service.service_layer.ports import PersonStore
+from service.service_layer.ports import FaceKeys, PersonStore
 from service.service_layer.unregister import category_not_found
 
 ACTION = "TagCustomPerson"
 
 
 class TagPersonHandler:
-    def __init__(self, store: PersonStore, answers: JournaledAnswers) -> None:
+    def __init__(self, store: PersonStore, keys: FaceKeys, answers: JournaledAnswers) -> None:
         self._store = store
+        self._keys = keys
         self._answers = answers
 
     async def handle(self, command: TagPerson) -> Outcome:
@@ -41,7 +42,10 @@ class TagPersonHandler:
                 f"person {command.person.display!r} does not exist in library "
                 f"{command.category.display!r}",
             )
-        return tagged_entry(person_tagged(command))
+        text_key = None
+        if command.texts.touches_person:
+            text_key = await self._keys.key_for(command.owner, command.text_key_id)
+        return tagged_entry(person_tagged(command, text_key))
 
     async def _apply(self, command: TagPerson, entry: JournalEntry) -> None:
         if entry.event is not None:

@@ -8,6 +8,7 @@ from service.contracts.messages import FacesUnregistered, UnregisterSucceeded
 from service.domain.commands import UnregisterFaces
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.journal import JournalEntry
+from service.domain.person import FaceImage, Person
 from service.service_layer.journaled import JournaledAnswers, now_ms
 from service.service_layer.outcome import Outcome
 from service.service_layer.ports import FaceKeys, PersonStore
@@ -31,25 +32,32 @@ class UnregisterFacesHandler:
         )
 
     async def _decide(self, command: UnregisterFaces) -> JournalEntry:
+        face_ids, key_ids = await self._erased(command)
         event = FacesUnregistered(
             Owner=command.owner,
             RequestId=command.request_id,
             CategoryId=command.category.display,
             PersonId=command.person.display,
             FaceId=command.face_id,
-            FaceIds=await self._faces(command),
+            FaceIds=face_ids,
+            KeyIds=key_ids,
             UnregisteredAt=now_ms(),
         )
         return unregistered_entry(event)
 
-    async def _faces(self, command: UnregisterFaces) -> tuple[str, ...]:
+    async def _erased(self, command: UnregisterFaces) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The faces the command removes, and the text keys of the persons it empties."""
+        removed, emptied = await self._faces(command)
+        keys = tuple(key for person in emptied for key in person.text_key_ids)
+        return tuple(image.face_id for image in removed), keys
+
+    async def _faces(self, command: UnregisterFaces) -> tuple[list[FaceImage], list[Person]]:
         owner, category = command.owner, command.category
         if command.whole_library:
             persons = await self._store.persons_of_library(owner, category.key)
-            faces = tuple(image.face_id for person in persons for image in person.images)
-            if not faces:
+            if not persons:
                 raise category_not_found(command.category.display)
-            return faces
+            return [image for person in persons for image in person.images], persons
         person = await self._store.get_person(owner, category.key, command.person.key)
         if person is None or not person.images:
             if await self._store.get_library(owner, category.key) is None:
@@ -59,7 +67,7 @@ class UnregisterFacesHandler:
                 f"person {command.person.display!r} does not exist in library {category.display!r}",
             )
         if command.whole_person:
-            return tuple(image.face_id for image in person.images)
+            return list(person.images), [person]
         # FaceIds are lowercase hex; a user may spell them in capitals.
         image = person.image_with_face_id(command.face_id.lower())
         if image is None:
@@ -67,13 +75,13 @@ class UnregisterFacesHandler:
                 ErrorCode.FACE_NOT_FOUND,
                 f"face {command.face_id!r} is not a face of person {command.person.display!r}",
             )
-        return (image.face_id,)
+        return [image], [person] if len(person.images) == 1 else []
 
     async def _apply(self, command: UnregisterFaces, entry: JournalEntry) -> None:
         if not entry.erased_face_ids:
             return
         # The keys first: from then on no copy of these faces' events on the log can be read.
-        await self._keys.destroy(command.owner, entry.erased_face_ids)
+        await self._keys.destroy(command.owner, (*entry.erased_face_ids, *entry.erased_key_ids))
         await self._store.remove_faces(command.owner, command.category.key, entry.erased_face_ids)
 
 
@@ -98,4 +106,5 @@ def unregistered_entry(event: FacesUnregistered) -> JournalEntry:
         result=result.model_dump(mode="json"),
         event=event.model_dump(mode="json"),
         erased_face_ids=event.FaceIds,
+        erased_key_ids=event.KeyIds,
     )

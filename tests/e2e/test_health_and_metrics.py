@@ -99,7 +99,7 @@ async def test_ready_only_once_models_are_warm_and_the_consumer_has_joined(
     assert any(not checks["checks"]["models"] for checks in before_warm), seen[:3]
     assert seen[-1][2] == {
         "ready": True,
-        "checks": {"models": True, "consumer": True, "kafka": True},
+        "checks": {"models": True, "consumer": True, "kafka": True, "store": True},
     }
 
 

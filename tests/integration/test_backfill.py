@@ -227,7 +227,7 @@ async def test_the_events_topic_holds_no_readable_embedding_of_a_removed_face(
         if key is None:
             unreadable.append(event.FaceId)
         else:
-            _command, image = opened(event, key)
+            _command, image = opened(event, key, None)
             readable.append(image.face_id)
     # And no key the service still has opens a removed face's event.
     for event in (e for e in sealed if e.FaceId in live_run.unregistered):

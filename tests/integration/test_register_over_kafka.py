@@ -100,10 +100,17 @@ async def test_a_registered_face_is_published_as_a_face_event(
     key = await service.stores.keys.find(user, result["FaceId"])
     assert key is not None
     plain = json.loads(open_sealed(key, associated_data(user, result["FaceId"]), event["Sealed"]))
-    assert plain["PersonName"] == "Ann"
     assert plain["Embedding"] == image["embedding"]
     assert plain["ImageSha256"] == image["image_sha256"]
     assert plain["Box"] == {k.upper(): v for k, v in image["box"].items()}
+    # The name apart, with a key that goes with the person rather than with this face.
+    texts = event["PersonTexts"]
+    text_key = await service.stores.keys.find(user, texts["KeyId"])
+    assert text_key is not None
+    named = json.loads(
+        open_sealed(text_key, associated_data(user, texts["KeyId"]), texts["Sealed"])
+    )
+    assert named["PersonName"] == "Ann"
     assert "Embedding" not in result
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest_asyncio
 
 from service.bootstrap import bootstrap
-from service.contracts.face_events import decode_event, opened
+from service.contracts.face_events import decode_event, opened, opened_texts
 from service.contracts.messages import FaceEvent, FaceRegistered
 from service.domain.partitioning import key_partition
 from service.entrypoints.command_flow import CommandFlow
@@ -131,6 +131,10 @@ def unregister(person: str, face: str, category: str = "Cat-1", **more: Any) -> 
         "FaceId": face,
         **more,
     }
+
+
+def tag(person: str, category: str = "Cat-1", **texts: str) -> dict[str, Any]:
+    return {"Action": "TagCustomPerson", "CategoryId": category, "PersonId": person, **texts}
 
 
 def listing(**fields: Any) -> dict[str, Any]:
@@ -391,12 +395,14 @@ async def test_a_store_rebuilt_from_the_events_equals_the_live_one(
     libraries: Make,
 ) -> None:
     library = libraries()
-    kept, removed = await library.send(register("P1", "a"), register("P1", "b"))
+    # P1's name came with the face that is removed later: it stays with P1.
+    removed, kept = await library.send(register("P1", "a", PersonName="Ann"), register("P1", "b"))
     await library.send(
         register("P2", "c", PersonName="Bo"),
-        {"Action": "TagCustomPerson", "CategoryId": "Cat-1", "PersonId": "P2", "CategoryName": "L"},
+        tag("P2", CategoryName="L", PersonDescription="tall"),
         unregister("P1", removed["FaceId"], RequestId="U1"),
-        register("P3", "d", category="Gone"),
+        register("P3", "d", category="Gone", PersonName="Gone soon"),
+        tag("P3", category="Gone", PersonName="Gone too"),
         unregister("ALL", "ALL", category="Gone"),
     )
     events = library.published_events()
@@ -406,6 +412,7 @@ async def test_a_store_rebuilt_from_the_events_equals_the_live_one(
     counts = await apply_face_events(_events(events), rebuilt, RetryPolicy(1, 0))
 
     assert isinstance(rebuilt.persons, MemoryStore)
+    assert library.persons.persons[("user-1", "cat-1", "p1")].person_name == "Ann"
     assert rebuilt.persons.persons == library.persons.persons
     assert rebuilt.persons.library_texts == library.persons.library_texts
     assert counts["erased"] == 2 and counts["stored"] == 2
@@ -421,5 +428,24 @@ async def test_a_store_rebuilt_from_the_events_equals_the_live_one(
     for event in sealed:
         key = await library.stores.keys.find(event.Owner, event.FaceId)
         if key is not None:
-            _, image = opened(event, key)
+            _, image = opened(event, key, None)
             assert len(image.embedding) == 128
+
+
+async def test_names_travel_sealed_and_go_with_their_person(libraries: Make) -> None:
+    library = libraries()
+    await library.send(register("P1", "a", PersonName="Ann Lee"), register("P2", "b"))
+    await library.send(
+        tag("P1", PersonName="Ann Lee-Smith", PersonDescription="pilot"),
+        tag("P2", PersonName="Bob Stone"),
+    )
+    await library.one(unregister("P1", "ALL"))
+
+    on_the_log = json.dumps(library.events.dumps())
+    assert all(text not in on_the_log for text in ("Ann Lee", "pilot", "Bob Stone"))
+    readable = []
+    for event in library.published_events():
+        texts = getattr(event, "PersonTexts", None)
+        if texts is not None and (key := await library.stores.keys.find("user-1", texts.KeyId)):
+            readable.append(opened_texts("user-1", texts, key).PersonName)
+    assert readable == ["Bob Stone"]  # P1's texts went with P1

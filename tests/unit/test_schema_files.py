@@ -31,6 +31,7 @@ def test_every_message_has_its_schema_file() -> None:
         "command-failed.schema.json",
         "face-registered.schema.json",
         "face-secret.schema.json",
+        "person-texts-secret.schema.json",
         "faces-unregistered.schema.json",
         "person-tagged.schema.json",
     }
