@@ -6,6 +6,7 @@ it, so its store must come back from the face events."""
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -25,7 +26,6 @@ from service.adapters.person_store import MongoPersonStore
 from service.service_layer.ports import Stores
 from service.service_layer.restore import apply_face_events
 from service.service_layer.retry import RetryPolicy
-from service.settings import Settings
 from tests.support import suite_kafka
 from tests.support.apache_kafka import ApacheKafka
 from tests.support.image_server import ImageServer
@@ -47,6 +47,7 @@ class Deployment:
     client: CommandClient
     deepface_home: Path
     image_server: ImageServer
+    keys_file: Path  # the services' faces' keys, shared as their events topic is
 
     def service(self, **settings: str) -> ServiceProcess:
         return ServiceProcess(
@@ -61,6 +62,7 @@ class Deployment:
                 DEEPFACE_HOME=str(self.deepface_home),
                 INFERENCE_WORKERS="1",
                 MAX_RECORDS_IN_FLIGHT="40",
+                EMBEDDED_FACE_KEYS_FILE=str(self.keys_file),
                 **self.image_server.fetch_env(),
                 **settings,
             )
@@ -76,7 +78,10 @@ async def deployed(
     client = CommandClient(kafka, topics["commands"], topics["results"], topics["events"])
     await client.start()
     try:
-        yield Deployment(kafka, topics, f"group-{suffix}", client, deepface_home, image_server)
+        keys_file = Path(os.environ["EMBEDDED_FACE_KEYS_FILE"]).with_name(f"keys-{suffix}.sqlite")
+        yield Deployment(
+            kafka, topics, f"group-{suffix}", client, deepface_home, image_server, keys_file
+        )
     finally:
         await client.stop()
 
@@ -129,8 +134,7 @@ async def rebuilt_from_events(deployment: Deployment) -> list[dict[str, Any]]:
     store = MongoPersonStore(database)
     await store.ensure_indexes()
     events = read_face_events(deployment.bootstrap, deployment.topics["events"])
-    # The keys the services wrote: they share the run's file (see the conftest).
-    keys = FileFaceKeys(Settings().embedded_face_keys_file)
+    keys = FileFaceKeys(deployment.keys_file)  # the keys the services wrote
     try:
         await apply_face_events(
             events, Stores(store, MongoJournal(database), keys), RetryPolicy(1, 0)

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,10 @@ class ServiceProcess:
         }
         # Many services run at once in the tests: HTTP endpoints only where a test asks.
         env["HTTP_PORT"] = "0"
+        # A key file per environment (the processes of one test share it, for restarts):
+        # a service that starts its own embedded broker empties its file.
+        shared = Path(os.environ["EMBEDDED_FACE_KEYS_FILE"])
+        env["EMBEDDED_FACE_KEYS_FILE"] = str(shared.with_name(f"keys-{uuid.uuid4().hex}.sqlite"))
         env.update(settings)
         return env
 
