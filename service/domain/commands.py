@@ -11,8 +11,27 @@ ALL = identity_key("ALL")  # PersonId or FaceId: every one of them
 PersonRef = tuple[str, str, str]  # (owner, category key, person key)
 
 
+class _OfPerson:
+    """A command that names one person of a library."""
+
+    owner: str
+    request_id: str
+    category: LibraryId
+    person: LibraryId
+
+    @property
+    def person_ref(self) -> PersonRef:
+        """What makes two commands touch the same person document."""
+        return (self.owner, self.category.key, self.person.key)
+
+    @property
+    def text_key_id(self) -> str:
+        """The key that seals the person texts this command sets (a name), on the log."""
+        return derive_text_key_id(*self.person_ref, self.request_id)
+
+
 @dataclass(frozen=True)
-class RegisterFace:
+class RegisterFace(_OfPerson):
     owner: str
     request_id: str
     category: LibraryId
@@ -24,16 +43,6 @@ class RegisterFace:
     @property
     def face_id(self) -> str:
         return derive_face_id(self.owner, self.category.key, self.person.key, self.request_id)
-
-    @property
-    def person_ref(self) -> PersonRef:
-        """What makes two commands touch the same person document."""
-        return (self.owner, self.category.key, self.person.key)
-
-    @property
-    def text_key_id(self) -> str:
-        """The key that seals the PersonName this command gives, on the log."""
-        return derive_text_key_id(*self.person_ref, self.request_id)
 
 
 @dataclass(frozen=True)
@@ -75,21 +84,12 @@ class Texts:
 
 
 @dataclass(frozen=True)
-class TagPerson:
+class TagPerson(_OfPerson):
     owner: str
     request_id: str
     category: LibraryId
     person: LibraryId
     texts: Texts
-
-    @property
-    def person_ref(self) -> PersonRef:
-        return (self.owner, self.category.key, self.person.key)
-
-    @property
-    def text_key_id(self) -> str:
-        """The key that seals the person texts this command sets, on the log."""
-        return derive_text_key_id(*self.person_ref, self.request_id)
 
 
 @dataclass(frozen=True)

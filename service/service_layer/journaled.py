@@ -11,7 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import ClassVar, Generic, TypeVar
 
+from service.domain.commands import ListPersons, TagPerson, UnregisterFaces
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.journal import JournalEntry
 from service.service_layer.outcome import Outcome, failed, journaled, unexpected_failure
@@ -22,6 +25,7 @@ log = logging.getLogger("service.commands")
 
 Decide = Callable[[], Awaitable[JournalEntry]]
 Apply = Callable[[JournalEntry], Awaitable[None]]
+C = TypeVar("C", UnregisterFaces, TagPerson, ListPersons)
 
 
 class JournaledAnswers:
@@ -56,6 +60,32 @@ class JournaledAnswers:
         return journaled(kept)
 
 
+class JournaledHandler(Generic[C]):
+    """A handler whose answer is journaled: `decide` once, `apply` on every processing."""
+
+    action: ClassVar[str]
+
+    def __init__(self, answers: JournaledAnswers) -> None:
+        self._answers = answers
+
+    async def handle(self, command: C) -> Outcome:
+        return await self._answers.answer(
+            command.owner,
+            self.action,
+            command.request_id,
+            partial(self.decide, command),
+            partial(self.apply, command),
+        )
+
+    async def decide(self, command: C) -> JournalEntry:
+        """The entry to journal, from what the store holds now; raises the refusal."""
+        raise NotImplementedError
+
+    async def apply(self, command: C, entry: JournalEntry) -> None:
+        """The change the entry records; harmless to repeat. Nothing, for a read."""
+        return None
+
+
 def _refused(owner: str, action: str, request_id: str, refusal: Rejected) -> JournalEntry:
     return JournalEntry(
         owner=owner,
@@ -63,10 +93,6 @@ def _refused(owner: str, action: str, request_id: str, refusal: Rejected) -> Jou
         request_id=request_id,
         result=failed(request_id, refusal.code, refusal.message).model_dump(mode="json"),
     )
-
-
-async def nothing_to_apply(_entry: JournalEntry) -> None:
-    return None
 
 
 def now_ms() -> datetime:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from service.contracts.messages import (
     ListedCategory,
     ListedFace,
@@ -14,33 +12,25 @@ from service.domain.commands import ListPersons, PageStart
 from service.domain.journal import JournalEntry
 from service.domain.paging import next_token
 from service.domain.person import Library, Person
-from service.service_layer.journaled import JournaledAnswers, expiring, nothing_to_apply
-from service.service_layer.outcome import Outcome
+from service.service_layer.journaled import JournaledAnswers, JournaledHandler, expiring
 from service.service_layer.ports import PersonStore
 
 ACTION = "ListCustomPersons"
 
 
-class ListPersonsHandler:
+class ListPersonsHandler(JournaledHandler[ListPersons]):
+    action = ACTION
+
     def __init__(
         self, store: PersonStore, answers: JournaledAnswers, answer_retention_s: float
     ) -> None:
+        super().__init__(answers)
         self._store = store
-        self._answers = answers
         # A page holds image URLs and names: its journaled copy must not outlive their erasure
         # by long.
         self._retention_s = answer_retention_s
 
-    async def handle(self, command: ListPersons) -> Outcome:
-        return await self._answers.answer(
-            command.owner,
-            ACTION,
-            command.request_id,
-            partial(self._decide, command),
-            nothing_to_apply,
-        )
-
-    async def _decide(self, command: ListPersons) -> JournalEntry:
+    async def decide(self, command: ListPersons) -> JournalEntry:
         found = await self._store.page_of_persons(
             command.owner,
             command.category.key if command.category else None,

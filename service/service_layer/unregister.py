@@ -2,36 +2,27 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from service.contracts.messages import FacesUnregistered, UnregisterSucceeded
 from service.domain.commands import UnregisterFaces
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.journal import JournalEntry
 from service.domain.person import FaceImage, Person
-from service.service_layer.journaled import JournaledAnswers, now_ms
-from service.service_layer.outcome import Outcome
+from service.service_layer.journaled import JournaledAnswers, JournaledHandler, now_ms
+from service.service_layer.lookups import category_not_found
 from service.service_layer.ports import FaceKeys, PersonStore
 
 ACTION = "UnregisterCustomFace"
 
 
-class UnregisterFacesHandler:
+class UnregisterFacesHandler(JournaledHandler[UnregisterFaces]):
+    action = ACTION
+
     def __init__(self, store: PersonStore, keys: FaceKeys, answers: JournaledAnswers) -> None:
+        super().__init__(answers)
         self._store = store
         self._keys = keys
-        self._answers = answers
 
-    async def handle(self, command: UnregisterFaces) -> Outcome:
-        return await self._answers.answer(
-            command.owner,
-            ACTION,
-            command.request_id,
-            partial(self._decide, command),
-            partial(self._apply, command),
-        )
-
-    async def _decide(self, command: UnregisterFaces) -> JournalEntry:
+    async def decide(self, command: UnregisterFaces) -> JournalEntry:
         face_ids, key_ids = await self._erased(command)
         event = FacesUnregistered(
             Owner=command.owner,
@@ -77,16 +68,12 @@ class UnregisterFacesHandler:
             )
         return [image], [person] if len(person.images) == 1 else []
 
-    async def _apply(self, command: UnregisterFaces, entry: JournalEntry) -> None:
+    async def apply(self, command: UnregisterFaces, entry: JournalEntry) -> None:
         if not entry.erased_face_ids:
             return
         # The keys first: from then on no copy of these faces' events on the log can be read.
         await self._keys.destroy(command.owner, (*entry.erased_face_ids, *entry.erased_key_ids))
         await self._store.remove_faces(command.owner, command.category.key, entry.erased_face_ids)
-
-
-def category_not_found(category_id: str) -> Rejected:
-    return Rejected(ErrorCode.CATEGORY_NOT_FOUND, f"library {category_id!r} does not exist")
 
 
 def unregistered_entry(event: FacesUnregistered) -> JournalEntry:

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from service.bootstrap import Service
+from tests.support.commands import listing, tag, unregister
 from tests.support.image_server import ImageServer
 from tests.support.images import tom_variants
 from tests.support.kafka_client import CommandClient
@@ -18,24 +19,6 @@ def new_user() -> str:
 
 def register(url: str, person: str = "P1", category: str = "Cat-1", **more: Any) -> dict[str, Any]:
     return {"CategoryId": category, "PersonId": person, "ImageUrl": url, **more}
-
-
-def unregister(person: str, face: str, category: str = "Cat-1", **more: Any) -> dict[str, Any]:
-    return {
-        "Action": "UnregisterCustomFace",
-        "CategoryId": category,
-        "PersonId": person,
-        "FaceId": face,
-        **more,
-    }
-
-
-def tag(person: str, category: str = "Cat-1", **texts: str) -> dict[str, Any]:
-    return {"Action": "TagCustomPerson", "CategoryId": category, "PersonId": person, **texts}
-
-
-def listing(**fields: Any) -> dict[str, Any]:
-    return {"Action": "ListCustomPersons", **fields}
 
 
 def faces(image_server: ImageServer, count: int = 12) -> list[str]:

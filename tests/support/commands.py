@@ -1,6 +1,9 @@
-"""Valid RegisterFace commands for tests of the use case and the store."""
+"""Valid commands for tests: RegisterFace for the use case and the store, and the wire
+bodies of the library's other actions."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from service.domain.commands import RegisterFace
 from service.domain.ids import LibraryId
@@ -23,3 +26,21 @@ def register_face(
         person_name=name,
         timestamp_ms=0,
     )
+
+
+def unregister(person: str, face: str, category: str = "Cat-1", **more: Any) -> dict[str, Any]:
+    return {
+        "Action": "UnregisterCustomFace",
+        "CategoryId": category,
+        "PersonId": person,
+        "FaceId": face,
+        **more,
+    }
+
+
+def tag(person: str, category: str = "Cat-1", **texts: str) -> dict[str, Any]:
+    return {"Action": "TagCustomPerson", "CategoryId": category, "PersonId": person, **texts}
+
+
+def listing(**fields: Any) -> dict[str, Any]:
+    return {"Action": "ListCustomPersons", **fields}

@@ -26,6 +26,7 @@ from tests.fakes import (
     RecordingPublisher,
     memory_stores,
 )
+from tests.support.commands import listing, tag, unregister
 
 USER = b"user-1"
 PARTITIONS = 4
@@ -121,24 +122,6 @@ async def _no_commit(_positions: dict[int, int]) -> None:
 def register(person: str, image: str, category: str = "Cat-1", **more: Any) -> dict[str, Any]:
     url = f"https://img.example/{image}.jpg"
     return {"CategoryId": category, "PersonId": person, "ImageUrl": url, **more}
-
-
-def unregister(person: str, face: str, category: str = "Cat-1", **more: Any) -> dict[str, Any]:
-    return {
-        "Action": "UnregisterCustomFace",
-        "CategoryId": category,
-        "PersonId": person,
-        "FaceId": face,
-        **more,
-    }
-
-
-def tag(person: str, category: str = "Cat-1", **texts: str) -> dict[str, Any]:
-    return {"Action": "TagCustomPerson", "CategoryId": category, "PersonId": person, **texts}
-
-
-def listing(**fields: Any) -> dict[str, Any]:
-    return {"Action": "ListCustomPersons", **fields}
 
 
 def faces_of(library: Library, person_key: str, category_key: str = "cat-1") -> list[str]:
