@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TEST_KAFKA ?= apache
 export TEST_KAFKA
 
-.PHONY: setup run test test-needs lint unit schemas bench clean
+.PHONY: setup run test test-needs lint unit schemas bench bench-search clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-search: $(STAMP)
+	$(BIN)/python -m bench.search $(BENCH_ARGS)
 
 schemas: $(STAMP)
 	$(BIN)/face-service schemas

@@ -31,7 +31,13 @@ from service.adapters.person_store import MongoPersonStore
 from service.adapters.public_address import AddressPolicy
 from service.adapters.result_publisher import KafkaJsonPublisher
 from service.adapters.sealing import SealBroken
-from service.domain.commands import ListPersons, RegisterFace, TagPerson, UnregisterFaces
+from service.domain.commands import (
+    ListPersons,
+    RegisterFace,
+    SearchFaces,
+    TagPerson,
+    UnregisterFaces,
+)
 from service.domain.faces import FacePolicy
 from service.domain.person import ModelProvenance
 from service.entrypoints.command_flow import CommandFlow, Commit
@@ -55,9 +61,11 @@ from service.service_layer.ports import (
 from service.service_layer.register import MatchPolicy, RegisterFaceHandler
 from service.service_layer.restore import apply_face_events
 from service.service_layer.retry import RetryPolicy
+from service.service_layer.search import SearchFacesHandler
 from service.service_layer.startup import StartupFailed
 from service.service_layer.tag import TagPersonHandler
 from service.service_layer.unregister import UnregisterFacesHandler
+from service.service_layer.vector_cache import VectorCache
 from service.settings import Settings
 
 log = logging.getLogger("service")
@@ -184,6 +192,9 @@ def bootstrap(
     and in replays, fakes in unit tests."""
     retry = retry_policy(settings)
     answers = JournaledAnswers(stores.journal, retry)
+    vectors = VectorCache(stores.persons)
+    # One bound on the images in memory, for registrations and searches alike.
+    slots = asyncio.Semaphore(settings.max_images_in_memory)
     register = RegisterFaceHandler(
         store=stores.persons,
         journal=stores.journal,
@@ -197,11 +208,23 @@ def bootstrap(
         ),
         match=MatchPolicy(settings.face_match_enabled, settings.face_match_max_distance),
         retry=retry,
-        max_images_in_memory=settings.max_images_in_memory,
+        vectors=vectors,
+        slots=slots,
     )
-    unregister = UnregisterFacesHandler(stores.persons, stores.keys, answers)
+    unregister = UnregisterFacesHandler(stores.persons, stores.keys, answers, vectors)
     tag = TagPersonHandler(stores.persons, stores.keys, answers)
-    listing = ListPersonsHandler(stores.persons, answers, settings.list_answer_retention_s)
+    listing = ListPersonsHandler(stores.persons, answers, settings.answer_retention_s)
+    search = SearchFacesHandler(
+        stores.persons,
+        fetcher,
+        analyser,
+        vectors,
+        answers,
+        retry,
+        slots,
+        match_distance=settings.face_match_max_distance,
+        answer_retention_s=settings.answer_retention_s,
+    )
     return CommandHandling(
         bus=MessageBus(
             {
@@ -209,6 +232,7 @@ def bootstrap(
                 UnregisterFaces: unregister.handle,
                 TagPerson: tag.handle,
                 ListPersons: listing.handle,
+                SearchFaces: search.handle,
             }
         ),
         throttle=PartitionThrottle(settings.rate_limits),
@@ -221,6 +245,7 @@ def bootstrap(
         events=events,
         dead_letters=dead_letters,
         retry=retry,
+        vectors=vectors,
     )
 
 

@@ -116,11 +116,15 @@ class Settings(BaseSettings):
     list_rate_limit_per_second: int = Field(
         100, ge=1, description="ListCustomPersons calls admitted per user per second."
     )
-    list_answer_retention_s: float = Field(
+    search_rate_limit_per_second: int = Field(
+        100, ge=1, description="SearchCustomFace calls admitted per user per second."
+    )
+    answer_retention_s: float = Field(
         7 * 24 * 3600.0,
         gt=0,
-        description="How long a ListCustomPersons answer is kept, so that the command "
-        "processed again (redelivery, replay) answers the same. It holds image URLs and names.",
+        description="How long a ListCustomPersons or SearchCustomFace answer is kept, so that "
+        "the command processed again (redelivery, replay) answers the same. It holds image "
+        "URLs and names.",
     )
     embedded_face_keys_file: Path = Field(
         Path.home() / ".local" / "state" / "face-service" / "face-keys.sqlite",
@@ -152,7 +156,7 @@ class Settings(BaseSettings):
     max_images_in_memory: int = Field(
         8,
         ge=1,
-        description="Registrations under way at once (store read, fetch, inference), which "
+        description="Registrations and searches under way at once (fetch, inference), which "
         "bounds the images in memory; the others wait in their queue.",
     )
 
@@ -250,6 +254,7 @@ class Settings(BaseSettings):
             "UnregisterCustomFace": self.unregister_rate_limit_per_second,
             "TagCustomPerson": self.tag_rate_limit_per_second,
             "ListCustomPersons": self.list_rate_limit_per_second,
+            "SearchCustomFace": self.search_rate_limit_per_second,
         }
 
     @property

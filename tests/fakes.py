@@ -148,6 +148,11 @@ class MemoryStore:
         found = [await self.get_library(owner, key) for key in category_keys]
         return [library for library in found if library is not None]
 
+    async def people(self, owner: str, refs: Collection[tuple[str, str]]) -> list[Person]:
+        self._maybe_fail()
+        found = [self.persons.get((owner, category, person)) for category, person in refs]
+        return [replace(person, images=()) for person in found if person is not None]
+
     def _of_library(self, owner: str, category_key: str) -> list[Person]:
         return [
             person
@@ -227,18 +232,30 @@ class CountingFetcher:
         return self.data
 
 
-class CountingAnalyser:
-    """One face, the same embedding for every image (all of one person)."""
+Embed = Callable[[bytes], tuple[float, ...]]
 
-    def __init__(self, refusal: Rejected | None = None) -> None:
+
+def same_face(_data: bytes) -> tuple[float, ...]:
+    return (0.0,) * 128
+
+
+class CountingAnalyser:
+    """One face per image; by default the same embedding for every image (all of one
+    person), else `embed` of the image's bytes."""
+
+    def __init__(self, refusal: Rejected | None = None, embed: Embed = same_face) -> None:
         self.calls = 0
         self.refusal = refusal  # when given, every image is refused with it
+        self.embed = embed
 
     async def analyse(self, data: bytes) -> AnalysedFace:
         self.calls += 1
         if self.refusal is not None:
             raise self.refusal
-        return AnalysedFace(box=Box(0, 0, 100, 100), confidence=0.99, embedding=(0.0,) * 128)
+        return AnalysedFace(box=Box(0, 0, 100, 100), confidence=0.99, embedding=self.embed(data))
+
+    async def find_faces(self, data: bytes, max_faces: int) -> list[AnalysedFace]:
+        return [await self.analyse(data)]
 
 
 class RecordingPublisher:

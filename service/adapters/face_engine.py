@@ -21,6 +21,7 @@ from service.domain.faces import (
     FacePolicy,
     Landmarks,
     choose_single_face,
+    faces_to_search,
 )
 from service.timings import timed
 
@@ -74,6 +75,25 @@ class DeepFaceEngine:
         return AnalysedFace(
             box=box, confidence=face.confidence, embedding=embedding, timings_ms=timings
         )
+
+    def find_faces(self, data: bytes, max_faces: int) -> list[AnalysedFace]:
+        """Decode, find up to `max_faces` faces of any pose (largest first), embed each."""
+        timings: dict[str, float] = {}
+        with timed(timings, "decode"):
+            image = decode_image(data, self._max_pixels)
+        with timed(timings, "detect"):
+            detections = self._detect(image)
+        try:
+            faces = faces_to_search(detections, self._policy, max_faces)
+        except Rejected as refusal:
+            raise self._explained(refusal, image) from None
+        found = []
+        with timed(timings, "embed"):
+            for face in faces:
+                box = Box(x=max(0, face.box.x), y=max(0, face.box.y), w=face.box.w, h=face.box.h)
+                embedding = self._embed(image, face)
+                found.append(AnalysedFace(box=box, confidence=face.confidence, embedding=embedding))
+        return [AnalysedFace(f.box, f.confidence, f.embedding, timings_ms=timings) for f in found]
 
     def _explained(self, refusal: Rejected, image: NDArray[np.uint8]) -> Rejected:
         """A "no face" says how small a face this image could have shown, when it matters."""

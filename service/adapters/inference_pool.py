@@ -13,14 +13,17 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import TypeVar
 
 from service.domain.errors import TransientError
 from service.domain.faces import AnalysedFace, FacePolicy
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,11 @@ def _analyse(data: bytes) -> AnalysedFace:
     return _engine.analyse(data)
 
 
+def _find_faces(data: bytes, max_faces: int) -> list[AnalysedFace]:
+    assert _engine is not None, "worker started without its engine"
+    return _engine.find_faces(data, max_faces)
+
+
 def _warm(hold_s: float) -> int:
     # Holding the worker a moment makes each warm-up call land on a different process.
     time.sleep(hold_s)
@@ -107,9 +115,15 @@ class InferencePool:
         log.info("inference workers ready", extra={"workers": sorted(set(pids))})
 
     async def analyse(self, data: bytes) -> AnalysedFace:
+        return await self._run(_analyse, data)
+
+    async def find_faces(self, data: bytes, max_faces: int) -> list[AnalysedFace]:
+        return await self._run(_find_faces, data, max_faces)
+
+    async def _run(self, work: Callable[..., T], *args: object) -> T:
         executor = self._executor
         try:
-            return await asyncio.get_running_loop().run_in_executor(executor, _analyse, data)
+            return await asyncio.get_running_loop().run_in_executor(executor, work, *args)
         except BrokenProcessPool:
             self._replace(executor)
             raise TransientError("an inference worker died; the image is tried again") from None

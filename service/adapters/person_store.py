@@ -163,6 +163,14 @@ class MongoPersonStore:
             )
             return [_library_from(document) async for document in cursor]
 
+    async def people(self, owner: str, refs: Collection[tuple[str, str]]) -> list[Person]:
+        if not refs:
+            return []
+        wanted = [{"category_key": category, "person_key": person} for category, person in refs]
+        async with transient_on_driver_errors("reading persons"):
+            cursor = self._persons.find({"owner": owner, "$or": wanted}, {"images": 0})
+            return [_person_from(document) async for document in cursor]
+
     async def add_image(self, command: RegisterFace, image: FaceImage) -> FaceImage:
         """Store `image` unless the person has it already; returns the image that is stored.
 

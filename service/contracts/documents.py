@@ -23,6 +23,8 @@ from service.contracts.messages import (
     PersonTextsSecret,
     RegisterCustomFaceCommand,
     RegisterSucceeded,
+    SearchCustomFaceCommand,
+    SearchSucceeded,
     TagCustomPersonCommand,
     TagSucceeded,
     UnregisterCustomFaceCommand,
@@ -38,10 +40,12 @@ SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
     UnregisterCustomFaceCommand,
     TagCustomPersonCommand,
     ListCustomPersonsCommand,
+    SearchCustomFaceCommand,
     RegisterSucceeded,
     UnregisterSucceeded,
     TagSucceeded,
     ListSucceeded,
+    SearchSucceeded,
     CommandFailed,
     FaceRegistered,
     FaceSecret,
@@ -70,18 +74,20 @@ def _contract_broker() -> KafkaBroker:
         title=f"{_default('commands_topic')}:Command",
         description="Commands on the user's face library, told apart by `Action`: "
         "RegisterCustomFace (also when `Action` is absent), UnregisterCustomFace, "
-        "TagCustomPerson, ListCustomPersons. Key: the user (account) id, UTF-8.",
+        "TagCustomPerson, ListCustomPersons, SearchCustomFace. Key: the user (account) id, "
+        "UTF-8.",
     )
     @broker.publisher(
         _default("results_topic"),
         title=f"{_default('results_topic')}:Result",
         description="Exactly one result per command, keyed like the command and carrying its "
-        "RequestId: RegisterSucceeded, UnregisterSucceeded, TagSucceeded or ListSucceeded, "
-        "or CommandFailed whatever the action.",
+        "RequestId: RegisterSucceeded, UnregisterSucceeded, TagSucceeded, ListSucceeded or "
+        "SearchSucceeded, or CommandFailed whatever the action.",
         schema=RegisterSucceeded
         | UnregisterSucceeded
         | TagSucceeded
         | ListSucceeded
+        | SearchSucceeded
         | CommandFailed,
     )
     @broker.publisher(
@@ -110,8 +116,9 @@ def contract_asyncapi() -> AsyncAPI:
         title="Face library service",
         version="0.1.0",
         description="A user's custom face libraries over Kafka: register, unregister, tag "
-        "and list persons and their faces. Commands in, one result per command out, and "
-        "the library's changes as face events.",
+        "and list persons and their faces, and search the libraries for the persons nearest "
+        "to each face of an image. Commands in, one result per command out, and the "
+        "library's changes as face events.",
     )
 
 

@@ -1,11 +1,11 @@
 """JSON messages of the commands, results and face events topics, with the field names of
 the cloud API (MTS RegisterCustomFace, UnregisterCustomFace, TagCustomPerson,
-ListCustomPersons)."""
+ListCustomPersons; SearchCustomFace after Alibaba Cloud's SearchFace)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -167,18 +167,77 @@ class ListCustomPersonsCommand(_Message):
     )
 
 
+MAX_SEARCH_LIBRARIES = 10
+MAX_SEARCH_FACES = 10
+DEFAULT_SEARCH_LIMIT = 5
+MAX_SEARCH_LIMIT = 100
+
+
+class SearchCustomFaceCommand(_Message):
+    """Find the persons of one or more of the user's libraries whose faces are nearest to
+    each face of an image (1:N search), exactly."""
+
+    model_config = ConfigDict(title="SearchCustomFaceCommand")
+    __doc__ = (__doc__ or "") + _RECORD
+
+    RequestId: str | None = _request_id()
+    Action: Literal["SearchCustomFace"]
+    CategoryIds: list[Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]] = Field(
+        min_length=1,
+        max_length=MAX_SEARCH_LIBRARIES,
+        description=f"1-{MAX_SEARCH_LIBRARIES} library ids of this user to search, each "
+        "1-120 characters, case-insensitive.",
+        examples=[["Cat-1", "Staff"]],
+    )
+    ImageUrl: str = Field(
+        min_length=1,
+        description="http or https URL of an image with one or more faces (any pose).",
+        examples=["https://example.com/frames/0001.jpg"],
+    )
+    MaxFaces: int = Field(
+        1,
+        ge=1,
+        le=MAX_SEARCH_FACES,
+        description=f"How many of the image's faces to search for, largest first, "
+        f"1-{MAX_SEARCH_FACES}.",
+    )
+    Limit: int = Field(
+        DEFAULT_SEARCH_LIMIT,
+        ge=1,
+        le=MAX_SEARCH_LIMIT,
+        description=f"Matches per face, 1-{MAX_SEARCH_LIMIT}: one per person, nearest first.",
+    )
+    MaxDistance: float | None = Field(
+        None,
+        gt=0,
+        le=10,
+        allow_inf_nan=False,
+        description="Farthest match (euclidean distance of the embeddings). Absent: "
+        "FACE_MATCH_MAX_DISTANCE (0.6 for Dlib).",
+    )
+
+
 CommandMessage = (
     RegisterCustomFaceCommand
     | UnregisterCustomFaceCommand
     | TagCustomPersonCommand
     | ListCustomPersonsCommand
+    | SearchCustomFaceCommand
 )
 ACTIONS: dict[str, type[CommandMessage]] = {
     "RegisterCustomFace": RegisterCustomFaceCommand,
     "UnregisterCustomFace": UnregisterCustomFaceCommand,
     "TagCustomPerson": TagCustomPersonCommand,
     "ListCustomPersons": ListCustomPersonsCommand,
+    "SearchCustomFace": SearchCustomFaceCommand,
 }
+
+
+class FaceBox(_Message):
+    X: int = Field(description="Left edge of the face, pixels.")
+    Y: int = Field(description="Top edge of the face, pixels.")
+    W: int = Field(description="Width of the face, pixels.")
+    H: int = Field(description="Height of the face, pixels.")
 
 
 class RegisterSucceeded(_Message):
@@ -254,6 +313,32 @@ class ListSucceeded(_Message):
     NextToken: str | None = Field(description="Pass it to get the next page; null on the last.")
 
 
+class SearchMatch(_Message):
+    CategoryId: str = Field(description="The library id as first registered.")
+    PersonId: str = Field(description="The person id as first registered.")
+    PersonName: str | None = Field(description="Its name, if any.")
+    FaceId: str = Field(description="The person's face nearest to the searched face.")
+    Distance: float = Field(description="Euclidean distance of the two embeddings.")
+
+
+class SearchedFace(_Message):
+    Box: FaceBox = Field(description="The face in the searched image.")
+    Matches: tuple[SearchMatch, ...] = Field(
+        description="One per person, nearest first, within MaxDistance, at most Limit; "
+        "empty when no person is near."
+    )
+
+
+class SearchSucceeded(_Message):
+    """The persons nearest to each face of the searched image."""
+
+    model_config = ConfigDict(title="SearchSucceeded")
+    __doc__ = (__doc__ or "") + _RESULT
+
+    RequestId: str = Field(description="The command's RequestId, given or derived.")
+    Faces: tuple[SearchedFace, ...] = Field(description="The faces searched, largest first.")
+
+
 class CommandFailed(_Message):
     """Result of a refused or failed command, whatever its action."""
 
@@ -266,14 +351,14 @@ class CommandFailed(_Message):
     HttpStatusCode: int = Field(description="The HTTP status the cloud API would answer.")
 
 
-Result = RegisterSucceeded | UnregisterSucceeded | TagSucceeded | ListSucceeded | CommandFailed
-
-
-class FaceBox(_Message):
-    X: int = Field(description="Left edge of the face, pixels.")
-    Y: int = Field(description="Top edge of the face, pixels.")
-    W: int = Field(description="Width of the face, pixels.")
-    H: int = Field(description="Height of the face, pixels.")
+Result = (
+    RegisterSucceeded
+    | UnregisterSucceeded
+    | TagSucceeded
+    | ListSucceeded
+    | SearchSucceeded
+    | CommandFailed
+)
 
 
 class FaceSecret(_Message):

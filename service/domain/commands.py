@@ -110,8 +110,19 @@ class ListPersons:
     after: PageStart | None
 
 
+@dataclass(frozen=True)
+class SearchFaces:
+    owner: str
+    request_id: str
+    categories: tuple[LibraryId, ...]  # distinct by key, in the order given
+    image_url: str
+    max_faces: int
+    limit: int
+    max_distance: float | None  # None: the service's match distance
+
+
 # Every action is one of these; the message bus dispatches on the type.
-Command = RegisterFace | UnregisterFaces | TagPerson | ListPersons
+Command = RegisterFace | UnregisterFaces | TagPerson | ListPersons | SearchFaces
 
 
 @dataclass(frozen=True)
@@ -131,5 +142,6 @@ class Scope:
         if isinstance(command, TagPerson) and not command.texts.touches_library:
             return cls(owner=command.owner, person=command.person_ref)
         # An unregister may empty a person and its library, a library's texts are shared by
-        # its persons, and a list reads them all: each sees every earlier command done.
+        # its persons, and a list or a search reads them all: each sees every earlier
+        # command done.
         return cls(owner=command.owner, exclusive=True)

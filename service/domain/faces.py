@@ -134,9 +134,28 @@ def choose_single_face(detections: list[Detection], policy: FacePolicy) -> Detec
     return face
 
 
+def faces_to_search(
+    detections: list[Detection], policy: FacePolicy, max_faces: int
+) -> list[Detection]:
+    """The faces a search looks for: any pose, at least the minimum size, largest first."""
+    faces = [
+        d
+        for d in detections
+        if d.confidence >= policy.min_confidence and min(d.box.w, d.box.h) >= policy.min_size_px
+    ]
+    if not faces:
+        raise Rejected(
+            ErrorCode.NO_FACE,
+            f"no face of at least {policy.min_size_px} px was found in the image",
+        )
+    faces.sort(key=lambda d: (-d.box.w * d.box.h, d.box.y, d.box.x))
+    return faces[:max_faces]
+
+
 @dataclass(frozen=True)
 class AnalysedFace:
-    """The single face of a registration image, ready to be stored."""
+    """A face found and embedded: the single face of a registration image, or one of the
+    faces a search looks for."""
 
     box: Box
     confidence: float

@@ -20,6 +20,7 @@ from service.contracts.messages import (
     CommandMessage,
     ListCustomPersonsCommand,
     RegisterCustomFaceCommand,
+    SearchCustomFaceCommand,
     TagCustomPersonCommand,
     UnregisterCustomFaceCommand,
 )
@@ -43,10 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="face-service",
         # Raw formatting keeps the settings list readable: the lines are broken here.
-        description="A face library over Kafka: register, unregister, tag and list the persons\n"
-        "of a user's custom libraries (RegisterCustomFace, UnregisterCustomFace,\n"
-        "TagCustomPerson, ListCustomPersons). DeepFace detection and embedding, persons\n"
-        "with up to 10 faces in MongoDB.",
+        description="A face library over Kafka: register, unregister, tag, list and search the\n"
+        "persons of a user's custom libraries (RegisterCustomFace, UnregisterCustomFace,\n"
+        "TagCustomPerson, ListCustomPersons, SearchCustomFace). DeepFace detection and\n"
+        "embedding, persons with up to 10 faces in MongoDB.",
         epilog=_SETTINGS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -111,6 +112,7 @@ class _Option:
     field: str
     required: bool = False
     type: Callable[[str], Any] = str
+    repeated: bool = False  # the flag may be given again; the field is the list of them
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,20 @@ _COMMANDS = (
             _Option("--next-token", "NextToken"),
         ),
     ),
+    _CommandSpec(
+        "search",
+        SearchCustomFaceCommand,
+        "Find the persons of the libraries given (--category-id, once per library) whose "
+        "faces are nearest to each face of an image: per face, one match per person (its "
+        "nearest face), nearest first.",
+        (
+            _Option("--category-id", "CategoryIds", required=True, repeated=True),
+            _Option("--image-url", "ImageUrl", required=True),
+            _Option("--max-faces", "MaxFaces", type=int),
+            _Option("--limit", "Limit", type=int),
+            _Option("--max-distance", "MaxDistance", type=float),
+        ),
+    ),
 )
 
 
@@ -199,7 +215,8 @@ def _add_command(
             metavar=option.flag.removeprefix("--").replace("-", "_").upper(),
             required=option.required,
             type=option.type,
-            help=_field_help(spec.model, option.field),
+            action="append" if option.repeated else "store",
+            help=_field_help(spec.model, option.field, option.repeated),
         )
     command.add_argument("--request-id", help="default: a new random RequestId")
     command.add_argument("--wait", action="store_true", help="wait for the result and print it")
@@ -207,12 +224,14 @@ def _add_command(
     command.set_defaults(run=_send, spec=spec)
 
 
-def _field_help(model: type[CommandMessage], field: str) -> str | None:
+def _field_help(model: type[CommandMessage], field: str, repeated: bool = False) -> str | None:
     # The wire model's description, so --help and the schema files cannot disagree.
     info = model.model_fields[field]
     text = info.description
     if text is not None and not info.is_required() and info.default is not None:
         text += f" Default: {info.default}."
+    if text is not None and repeated:
+        text += " Give the option once for each."
     return None if text is None else text.replace("%", "%%")
 
 

@@ -36,6 +36,7 @@ from service.service_layer.messagebus import MessageBus
 from service.service_layer.outcome import Outcome, failed, unexpected_failure
 from service.service_layer.ports import DeadLetters, MessagePublisher
 from service.service_layer.retry import RetriesExhausted, RetryPolicy
+from service.service_layer.vector_cache import VectorCache
 from service.timings import timed
 
 log = logging.getLogger("service.commands")
@@ -119,8 +120,10 @@ class CommandHandling:
         events: MessagePublisher,
         dead_letters: DeadLetters,
         retry: RetryPolicy,
+        vectors: VectorCache | None = None,
     ) -> None:
         self._bus = bus
+        self._vectors = vectors
         self._throttle = throttle
         self._rules = rules
         self._results = results
@@ -135,6 +138,9 @@ class CommandHandling:
 
     def forget_partition(self, partition: int) -> None:
         self._throttle.forget_partition(partition)
+        if self._vectors is not None:
+            # Its users' libraries may be changed elsewhere from now on.
+            self._vectors.forget()
 
     async def deliver(self, answer: Answer) -> None:
         """Each message in order, each retried until taken; then the outcome is logged."""

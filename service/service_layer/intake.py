@@ -13,6 +13,7 @@ from service.contracts.messages import (
     ACTIONS,
     ListCustomPersonsCommand,
     RegisterCustomFaceCommand,
+    SearchCustomFaceCommand,
     TagCustomPersonCommand,
     UnregisterCustomFaceCommand,
 )
@@ -21,6 +22,7 @@ from service.domain.commands import (
     Command,
     ListPersons,
     RegisterFace,
+    SearchFaces,
     TagPerson,
     Texts,
     UnregisterFaces,
@@ -44,6 +46,10 @@ _FIELD_CODES = {
     "CategoryName": ErrorCode.INVALID_CATEGORY_NAME,
     "CategoryDescription": ErrorCode.INVALID_CATEGORY_DESCRIPTION,
     "PersonDescription": ErrorCode.INVALID_PERSON_DESCRIPTION,
+    "CategoryIds": ErrorCode.INVALID_CATEGORY_IDS,
+    "MaxFaces": ErrorCode.INVALID_MAX_FACES,
+    "Limit": ErrorCode.INVALID_LIMIT,
+    "MaxDistance": ErrorCode.INVALID_MAX_DISTANCE,
 }
 
 
@@ -145,6 +151,8 @@ def parse_command(envelope: Envelope, system_category_keys: Collection[str]) -> 
         return fields.unregister(wire)
     if isinstance(wire, TagCustomPersonCommand):
         return fields.tag(wire)
+    if isinstance(wire, SearchCustomFaceCommand):
+        return fields.search(wire)
     return fields.list(wire)
 
 
@@ -222,6 +230,22 @@ class _Fields:
             person=_person(wire.PersonId) if wire.PersonId is not None else None,
             max_results=wire.MaxResults,
             after=after,
+        )
+
+    def search(self, wire: SearchCustomFaceCommand) -> SearchFaces:
+        categories: dict[str, LibraryId] = {}
+        for value in wire.CategoryIds:
+            category = self._category(value)
+            categories.setdefault(category.key, category)
+        _check_image_url(wire.ImageUrl)
+        return SearchFaces(
+            owner=self.owner,
+            request_id=self.request_id,
+            categories=tuple(categories.values()),
+            image_url=wire.ImageUrl,
+            max_faces=wire.MaxFaces,
+            limit=wire.Limit,
+            max_distance=wire.MaxDistance,
         )
 
     def _category(self, value: str) -> LibraryId:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import ClassVar, Generic, TypeVar
 
-from service.domain.commands import ListPersons, TagPerson, UnregisterFaces
+from service.domain.commands import ListPersons, SearchFaces, TagPerson, UnregisterFaces
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.journal import JournalEntry
 from service.service_layer.outcome import Outcome, failed, journaled, unexpected_failure
@@ -25,7 +25,7 @@ log = logging.getLogger("service.commands")
 
 Decide = Callable[[], Awaitable[JournalEntry]]
 Apply = Callable[[JournalEntry], Awaitable[None]]
-C = TypeVar("C", UnregisterFaces, TagPerson, ListPersons)
+C = TypeVar("C", UnregisterFaces, TagPerson, ListPersons, SearchFaces)
 
 
 class JournaledAnswers:
@@ -34,10 +34,17 @@ class JournaledAnswers:
         self._retry = retry
 
     async def answer(
-        self, owner: str, action: str, request_id: str, decide: Decide, apply: Apply
+        self,
+        owner: str,
+        action: str,
+        request_id: str,
+        decide: Decide,
+        apply: Apply,
+        retention_s: float | None = None,
     ) -> Outcome:
         """`decide` reads what it needs and returns the entry, or raises the refusal to
-        journal; `apply` makes the entry's change, and must be harmless to repeat."""
+        journal (kept `retention_s`, None: for good); `apply` makes the entry's change, and
+        must be harmless to repeat."""
 
         async def entry() -> JournalEntry:
             found = await self._journal.find(owner, action, request_id)
@@ -46,24 +53,29 @@ class JournaledAnswers:
             try:
                 decided = await decide()
             except Rejected as refusal:
-                decided = _refused(owner, action, request_id, refusal)
+                expires = expiring(retention_s) if retention_s is not None else None
+                decided = _refused(owner, action, request_id, refusal, expires)
             return await self._journal.keep(decided)
 
         try:
             kept = await self._retry.run(entry)
             await self._retry.run(lambda: apply(kept))
+            return journaled(kept)
         except RetriesExhausted as error:
             return Outcome(code=ErrorCode.INTERNAL, message=f"errorMsg:{error}")
         except Exception as error:
+            # A bug or an input nothing foresaw: answered and logged, the partition moves on.
             log.exception(f"{action} failed", extra={"request_id": request_id})
             return unexpected_failure(error)
-        return journaled(kept)
 
 
 class JournaledHandler(Generic[C]):
     """A handler whose answer is journaled: `decide` once, `apply` on every processing."""
 
     action: ClassVar[str]
+    # How long its answers are kept; None: for good. Answers that hold personal data (a
+    # list's URLs, a search's names) or that may change (a search's failed fetch) expire.
+    retention_s: float | None = None
 
     def __init__(self, answers: JournaledAnswers) -> None:
         self._answers = answers
@@ -75,6 +87,7 @@ class JournaledHandler(Generic[C]):
             command.request_id,
             partial(self.decide, command),
             partial(self.apply, command),
+            self.retention_s,
         )
 
     async def decide(self, command: C) -> JournalEntry:
@@ -86,12 +99,15 @@ class JournaledHandler(Generic[C]):
         return None
 
 
-def _refused(owner: str, action: str, request_id: str, refusal: Rejected) -> JournalEntry:
+def _refused(
+    owner: str, action: str, request_id: str, refusal: Rejected, expires_at: datetime | None
+) -> JournalEntry:
     return JournalEntry(
         owner=owner,
         action=action,
         request_id=request_id,
         result=failed(request_id, refusal.code, refusal.message).model_dump(mode="json"),
+        expires_at=expires_at,
     )
 
 

@@ -28,7 +28,7 @@ class ListPersonsHandler(JournaledHandler[ListPersons]):
         self._store = store
         # A page holds image URLs and names: its journaled copy must not outlive their erasure
         # by long.
-        self._retention_s = answer_retention_s
+        self.retention_s = self._answer_retention_s = answer_retention_s
 
     async def decide(self, command: ListPersons) -> JournalEntry:
         found = await self._store.page_of_persons(
@@ -54,7 +54,7 @@ class ListPersonsHandler(JournaledHandler[ListPersons]):
             action=ACTION,
             request_id=command.request_id,
             result=result.model_dump(mode="json"),
-            expires_at=expiring(self._retention_s),
+            expires_at=expiring(self._answer_retention_s),
         )
 
 

@@ -12,6 +12,7 @@ from service.contracts.messages import (
     CommandFailed,
     ListSucceeded,
     Result,
+    SearchSucceeded,
     TagSucceeded,
     UnregisterSucceeded,
 )
@@ -56,10 +57,11 @@ def journaled(entry: JournalEntry) -> Outcome:
 
 
 # The journaled actions and the result each answers with when it succeeds.
-_SUCCESS: dict[str, type[UnregisterSucceeded | TagSucceeded | ListSucceeded]] = {
+_SUCCESS: dict[str, type[UnregisterSucceeded | TagSucceeded | ListSucceeded | SearchSucceeded]] = {
     "UnregisterCustomFace": UnregisterSucceeded,
     "TagCustomPerson": TagSucceeded,
     "ListCustomPersons": ListSucceeded,
+    "SearchCustomFace": SearchSucceeded,
 }
 
 

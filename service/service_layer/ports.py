@@ -21,7 +21,13 @@ class ImageFetcher(Protocol):
 
 
 class FaceAnalyser(Protocol):
-    async def analyse(self, data: bytes) -> AnalysedFace: ...
+    async def analyse(self, data: bytes) -> AnalysedFace:
+        """The one usable frontal face of a registration image; Rejected says why not."""
+        ...
+
+    async def find_faces(self, data: bytes, max_faces: int) -> list[AnalysedFace]:
+        """Up to `max_faces` faces of any pose, largest first; Rejected when none."""
+        ...
 
 
 class PersonStore(Protocol):
@@ -66,6 +72,10 @@ class PersonStore(Protocol):
         ...
 
     async def libraries(self, owner: str, category_keys: Collection[str]) -> list[Library]: ...
+
+    async def people(self, owner: str, refs: Collection[tuple[str, str]]) -> list[Person]:
+        """The persons named by (category key, person key), without their images."""
+        ...
 
 
 class Journal(Protocol):

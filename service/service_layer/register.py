@@ -16,6 +16,7 @@ from service.service_layer.journaled import now_ms
 from service.service_layer.outcome import Outcome, unexpected_failure
 from service.service_layer.ports import FaceAnalyser, FaceKeys, ImageFetcher, Journal, PersonStore
 from service.service_layer.retry import RetriesExhausted, RetryPolicy
+from service.service_layer.vector_cache import VectorCache
 from service.timings import timed
 
 log = logging.getLogger("service.commands")
@@ -39,6 +40,8 @@ class RegisterFaceHandler:
         match: MatchPolicy,
         retry: RetryPolicy,
         max_images_in_memory: int = 8,
+        vectors: VectorCache | None = None,
+        slots: asyncio.Semaphore | None = None,
     ) -> None:
         self._store = store
         self._journal = journal
@@ -46,7 +49,8 @@ class RegisterFaceHandler:
         # A registration waits for a slot before it reads the store: the slots bound the
         # images in memory, and a backlog of hundreds queues here, not in the store or on
         # the event loop, where it would stand between a refusal and its answer.
-        self._slots = asyncio.Semaphore(max_images_in_memory)
+        self._slots = slots or asyncio.Semaphore(max_images_in_memory)
+        self._vectors = vectors
         self._fetcher = fetcher
         self._analyser = analyser
         self._provenance = provenance
@@ -121,6 +125,10 @@ class RegisterFaceHandler:
                 )
             stored = await self._retry.run(lambda: self._store.add_image(command, image))
         outcome.stored = stored is image
+        if outcome.stored and self._vectors is not None:
+            self._vectors.added(
+                command.owner, command.category.key, command.person.key, face_id, image.embedding
+            )
         if stored.face_id == face_id:
             await self._publish(command, stored, outcome)
         return stored.face_id

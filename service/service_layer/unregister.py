@@ -10,6 +10,7 @@ from service.domain.person import FaceImage, Person
 from service.service_layer.journaled import JournaledAnswers, JournaledHandler, now_ms
 from service.service_layer.lookups import category_not_found
 from service.service_layer.ports import FaceKeys, PersonStore
+from service.service_layer.vector_cache import VectorCache
 
 ACTION = "UnregisterCustomFace"
 
@@ -17,10 +18,17 @@ ACTION = "UnregisterCustomFace"
 class UnregisterFacesHandler(JournaledHandler[UnregisterFaces]):
     action = ACTION
 
-    def __init__(self, store: PersonStore, keys: FaceKeys, answers: JournaledAnswers) -> None:
+    def __init__(
+        self,
+        store: PersonStore,
+        keys: FaceKeys,
+        answers: JournaledAnswers,
+        vectors: VectorCache | None = None,
+    ) -> None:
         super().__init__(answers)
         self._store = store
         self._keys = keys
+        self._vectors = vectors
 
     async def decide(self, command: UnregisterFaces) -> JournalEntry:
         face_ids, key_ids = await self._erased(command)
@@ -74,6 +82,8 @@ class UnregisterFacesHandler(JournaledHandler[UnregisterFaces]):
         # The keys first: from then on no copy of these faces' events on the log can be read.
         await self._keys.destroy(command.owner, (*entry.erased_face_ids, *entry.erased_key_ids))
         await self._store.remove_faces(command.owner, command.category.key, entry.erased_face_ids)
+        if self._vectors is not None:
+            self._vectors.removed(command.owner, command.category.key, entry.erased_face_ids)
 
 
 def unregistered_entry(event: FacesUnregistered) -> JournalEntry:

@@ -138,6 +138,76 @@ def test_register_without_a_person_name_sends_none(
     }
 
 
+def test_search_repeats_category_id_into_category_ids(
+    sent: Sent, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run(
+        "search", "--user", "alice", "--category-id", "Cat-1", "--category-id", "Staff",
+        "--image-url", "https://example.com/frame.jpg", "--max-faces", "3", "--limit", "10",
+        "--max-distance", "0.45", "--request-id", "r-8",
+    )  # fmt: skip
+
+    assert code == 0
+    assert printed(capsys) == {
+        "RequestId": "r-8",
+        "Action": "SearchCustomFace",
+        "CategoryIds": ["Cat-1", "Staff"],
+        "ImageUrl": "https://example.com/frame.jpg",
+        "MaxFaces": 3,
+        "Limit": 10,
+        "MaxDistance": 0.45,
+    }
+    [(request, wait_s)] = sent.calls
+    assert (request.user, wait_s) == ("alice", None)
+
+
+def test_search_with_one_library_leaves_the_defaults_to_the_service(
+    sent: Sent, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run(
+        "search", "--user", "alice", "--category-id", "Cat-1",
+        "--image-url", "https://example.com/frame.jpg", "--request-id", "r-9",
+    )  # fmt: skip
+
+    assert code == 0
+    assert printed(capsys) == {
+        "RequestId": "r-9",
+        "Action": "SearchCustomFace",
+        "CategoryIds": ["Cat-1"],
+        "ImageUrl": "https://example.com/frame.jpg",
+    }
+
+
+def test_search_wait_prints_the_matches(sent: Sent, capsys: pytest.CaptureFixture[str]) -> None:
+    sent.result = {
+        "RequestId": "r-10",
+        "Faces": [
+            {
+                "Box": {"X": 10, "Y": 20, "W": 120, "H": 150},
+                "Matches": [
+                    {
+                        "CategoryId": "Cat-1",
+                        "PersonId": "p1",
+                        "PersonName": None,
+                        "FaceId": "6a2527da60aebff1258fa2997636c791",
+                        "Distance": 0.0,
+                    }
+                ],
+            }
+        ],
+    }
+
+    code = run(
+        "search", "--user", "u", "--category-id", "Cat-1", "--image-url",
+        "https://example.com/a.jpg", "--request-id", "r-10", "--wait",
+    )  # fmt: skip
+
+    assert code == 0
+    assert printed(capsys) == sent.result
+    [(_request, wait_s)] = sent.calls
+    assert wait_s == 120.0
+
+
 def test_each_command_gets_a_new_request_id_unless_given(
     sent: Sent, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -169,6 +239,37 @@ def test_each_command_gets_a_new_request_id_unless_given(
              "--person-description", "x" * 513],
             "face-service tag: invalid command: --person-description (PersonDescription): "
             "String should have at most 512 characters",
+        ),
+        (
+            ["search", "--user", "u", "--category-id", "c", "--category-id", "",
+             "--image-url", "https://example.com/a.jpg"],
+            "face-service search: invalid command: --category-id (CategoryIds): "
+            "String should have at least 1 character",
+        ),
+        (
+            ["search", "--user", "u",
+             *[arg for i in range(11) for arg in ("--category-id", f"c{i}")],
+             "--image-url", "https://example.com/a.jpg"],
+            "face-service search: invalid command: --category-id (CategoryIds): "
+            "List should have at most 10 items after validation, not 11",
+        ),
+        (
+            ["search", "--user", "u", "--category-id", "c", "--image-url",
+             "https://example.com/a.jpg", "--max-faces", "11"],
+            "face-service search: invalid command: --max-faces (MaxFaces): "
+            "Input should be less than or equal to 10",
+        ),
+        (
+            ["search", "--user", "u", "--category-id", "c", "--image-url",
+             "https://example.com/a.jpg", "--limit", "0"],
+            "face-service search: invalid command: --limit (Limit): "
+            "Input should be greater than or equal to 1",
+        ),
+        (
+            ["search", "--user", "u", "--category-id", "c", "--image-url",
+             "https://example.com/a.jpg", "--max-distance", "0"],
+            "face-service search: invalid command: --max-distance (MaxDistance): "
+            "Input should be greater than 0",
         ),
         (
             ["list", "--user", "u", "--request-id", "r" * 129],
@@ -205,6 +306,10 @@ def test_an_invalid_command_is_refused_before_the_settings_are_read(
         ["unregister", "--user", "u", "--category-id", "c", "--person-id", "p"],
         ["list", "--user", "u", "--max-results", "ten"],
         ["tag", "--category-id", "c", "--person-id", "p", "--person-name", "Ann"],
+        ["search", "--user", "u", "--image-url", "https://example.com/a.jpg"],
+        ["search", "--user", "u", "--category-id", "c"],
+        ["search", "--user", "u", "--category-id", "c", "--image-url", "x", "--limit", "five"],
+        ["search", "--user", "u", "--category-id", "c", "--image-url", "x", "--max-distance", "1m"],
     ],
 )
 def test_a_missing_or_mistyped_option_exits_2_with_usage_and_sends_nothing(
@@ -260,6 +365,16 @@ def test_unregister_help_names_every_form(capsys: pytest.CaptureFixture[str]) ->
     help_text = " ".join(capsys.readouterr().out.split())
     assert "--face-id ALL every face of the person" in help_text
     assert "--person-id ALL --face-id ALL every person of the library" in help_text
+
+
+def test_search_help_says_category_id_repeats(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "1-10 library ids of this user to search" in help_text
+    assert "Give the option once for each." in help_text
+    assert "Default: 5." in help_text  # --limit
 
 
 def test_a_command_request_needs_a_request_id_to_match_its_result() -> None:

@@ -26,6 +26,9 @@ class BrokenAnalyser:
     async def analyse(self, data: bytes) -> AnalysedFace:
         raise RuntimeError("an input nothing foresaw")
 
+    async def find_faces(self, data: bytes, max_faces: int) -> list[AnalysedFace]:
+        return [await self.analyse(data)]
+
 
 def handler(
     store: PersonStore,

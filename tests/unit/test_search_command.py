@@ -1,0 +1,233 @@
+"""SearchCustomFace through the real wiring (`bootstrap`), with fakes of the ports whose
+embeddings say who is in an image: `https://img.example/<who>/<n>.jpg`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import pytest_asyncio
+
+from service.bootstrap import bootstrap
+from service.domain.partitioning import key_partition
+from service.entrypoints.command_flow import CommandFlow
+from service.service_layer.intake import IncomingRecord
+from service.settings import Settings
+from tests.fakes import (
+    CountingAnalyser,
+    MemoryStore,
+    RecordingDeadLetters,
+    RecordingPublisher,
+    memory_stores,
+)
+from tests.support.commands import tag, unregister
+
+USER = b"user-1"
+PARTITIONS = 4
+
+
+def embedding(data: bytes) -> tuple[float, ...]:
+    """Images of one person lie within 0.1 of each other; persons lie about 1.4 apart."""
+    who, _, which = data.decode().rpartition("/")
+    person = np.random.default_rng(int(hashlib.sha256(who.encode()).hexdigest()[:8], 16))
+    image = np.random.default_rng(int(hashlib.sha256(which.encode()).hexdigest()[:8], 16))
+    centre = person.normal(size=128)
+    centre /= np.linalg.norm(centre)
+    return tuple(float(v) for v in centre + image.normal(scale=0.005, size=128))
+
+
+class UrlFetcher:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def fetch(self, url: str) -> bytes:
+        self.calls += 1
+        return url.encode()
+
+
+class Library:
+    def __init__(self) -> None:
+        self.stores = memory_stores()
+        self.fetcher = UrlFetcher()
+        self.analyser = CountingAnalyser(embed=embedding)
+        self.results = RecordingPublisher()
+        handling = bootstrap(
+            Settings(retry_attempts=2, retry_base_delay_s=0),
+            stores=self.stores,
+            fetcher=self.fetcher,
+            analyser=self.analyser,
+            results=self.results,
+            events=RecordingPublisher(),
+            dead_letters=RecordingDeadLetters(),
+            weights_sha256="sha",
+        )
+        self.handling = handling
+        self.flow = CommandFlow(handling, max_in_flight=100)
+        self.offset = 0
+
+    async def send(self, *bodies: dict[str, Any], user: bytes = USER) -> list[dict[str, Any]]:
+        records, ids = [], []
+        for body in bodies:
+            body = {"RequestId": f"R{self.offset}", **body}
+            ids.append(body["RequestId"])
+            partition = key_partition(user, PARTITIONS)
+            value = json.dumps(body).encode()
+            records.append(
+                IncomingRecord("c", partition, self.offset, self.offset, user, value, PARTITIONS)
+            )
+            self.offset += 1
+        before = len(self.results.published)
+        await self.flow.take(records, _no_commit)
+        await self.results.until(lambda: len(self.results.published) == before + len(bodies))
+        answers = {a["RequestId"]: a for a in self.results.dumps()[before:]}
+        return [answers[i] for i in ids]
+
+    async def one(self, body: dict[str, Any], user: bytes = USER) -> dict[str, Any]:
+        [answer] = await self.send(body, user=user)
+        return answer
+
+
+async def _no_commit(_positions: dict[int, int]) -> None:
+    return None
+
+
+@pytest_asyncio.fixture
+async def library() -> AsyncIterator[Library]:
+    made = Library()
+    yield made
+    await made.flow.close(1)
+
+
+def register(
+    who: str, n: int, person: str | None = None, category: str = "Cat-1"
+) -> dict[str, Any]:
+    url = f"https://img.example/{who}/{n}.jpg"
+    return {"CategoryId": category, "PersonId": person or who, "ImageUrl": url}
+
+
+def search(who: str, n: int, *categories: str, **more: Any) -> dict[str, Any]:
+    return {
+        "Action": "SearchCustomFace",
+        "CategoryIds": list(categories or ("Cat-1",)),
+        "ImageUrl": f"https://img.example/{who}/{n}.jpg",
+        **more,
+    }
+
+
+def matched(answer: dict[str, Any]) -> list[list[str]]:
+    return [[m["PersonId"] for m in face["Matches"]] for face in answer["Faces"]]
+
+
+async def test_a_registered_person_is_found_first_in_one_library_and_across_two(
+    library: Library,
+) -> None:
+    await library.send(
+        register("ann", 1), register("ann", 2), register("bob", 1), register("cy", 1, category="B")
+    )
+    await library.one(tag("ann", PersonName="Ann Lee"))
+
+    one = await library.one(search("ann", 9))
+    two = await library.one(search("cy", 9, "cat-1", "b", "CAT-1"))
+
+    [face] = one["Faces"]
+    [best] = face["Matches"]  # bob is far: beyond the default 0.6
+    assert (best["CategoryId"], best["PersonId"], best["PersonName"]) == ("Cat-1", "ann", "Ann Lee")
+    assert best["Distance"] < 0.2 and set(face["Box"]) == {"X", "Y", "W", "H"}
+    assert matched(two) == [["cy"]] and two["Faces"][0]["Matches"][0]["CategoryId"] == "B"
+
+
+async def test_limit_and_max_distance_cut_the_answer(library: Library) -> None:
+    await library.send(*(register(who, 1) for who in ("ann", "bob", "cy", "dee")))
+
+    everyone = await library.one(search("ann", 9, MaxDistance=10, Limit=100))
+    two = await library.one(search("ann", 9, MaxDistance=10, Limit=2))
+    near = await library.one(search("ann", 9, MaxDistance=0.3))
+
+    distances = [m["Distance"] for m in everyone["Faces"][0]["Matches"]]
+    assert matched(everyone)[0][0] == "ann" and len(distances) == 4
+    assert distances == sorted(distances)
+    assert matched(two) == [matched(everyone)[0][:2]]
+    assert matched(near) == [["ann"]]
+
+
+async def test_a_removed_face_and_a_removed_person_are_no_longer_found(library: Library) -> None:
+    first, _, _ = await library.send(register("ann", 1), register("ann", 2), register("bob", 1))
+    before = await library.one(search("ann", 1))  # loads the library into memory
+
+    await library.one(unregister("ann", first["FaceId"]))
+    after_face = await library.one(search("ann", 1))
+    await library.one(unregister("bob", "ALL"))
+    after_person = await library.one(search("bob", 5, MaxDistance=10))
+
+    assert before["Faces"][0]["Matches"][0]["FaceId"] == first["FaceId"]
+    assert after_face["Faces"][0]["Matches"][0]["FaceId"] != first["FaceId"]
+    assert "bob" not in matched(after_person)[0]
+
+
+async def test_a_face_registered_after_the_library_was_loaded_is_found(library: Library) -> None:
+    await library.one(register("ann", 1))
+    await library.one(search("ann", 1))
+    await library.one(register("bob", 1))
+
+    assert matched(await library.one(search("bob", 2))) == [["bob"]]
+
+
+async def test_another_users_libraries_are_never_searched(library: Library) -> None:
+    await library.one(register("ann", 1))
+
+    stranger = await library.one(search("ann", 1), user=b"user-2")
+
+    assert (stranger["Code"], stranger["HttpStatusCode"]) == ("NotFound.Category", 404)
+    assert "'Cat-1'" in stranger["Message"]
+
+
+async def test_a_search_processed_again_answers_as_the_first_time(library: Library) -> None:
+    await library.one(register("ann", 1))
+    body = search("ann", 3, RequestId="S1")
+    first = await library.one(body)
+    await library.one(register("ann", 3))  # the very image searched, now registered
+    fetched = library.fetcher.calls
+
+    again = await library.one(body)
+
+    assert json.dumps(again) == json.dumps(first)
+    assert library.fetcher.calls == fetched  # answered from the journal
+
+
+async def test_invalid_search_fields_get_their_codes(library: Library) -> None:
+    await library.one(register("ann", 1))
+    answers = await library.send(
+        search("ann", 1, "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"),
+        {**search("ann", 1), "CategoryIds": []},
+        {**search("ann", 1), "CategoryIds": ["x" * 121]},
+        search("ann", 1, MaxFaces=11),
+        search("ann", 1, Limit=0),
+        search("ann", 1, MaxDistance=0),
+        search("ann", 1, "Cat-1", "missing"),
+        {**search("ann", 1), "ImageUrl": "ftp://img.example/a.jpg"},
+    )
+
+    assert [a["Code"] for a in answers] == [
+        "InvalidParameter.CategoryIds",
+        "InvalidParameter.CategoryIds",
+        "InvalidParameter.CategoryIds",
+        "InvalidParameter.MaxFaces",
+        "InvalidParameter.Limit",
+        "InvalidParameter.MaxDistance",
+        "NotFound.Category",
+        "InvalidParameter.ImageUrl",
+    ]
+    assert "'missing'" in answers[6]["Message"]
+    assert isinstance(library.stores.persons, MemoryStore)
+
+
+async def test_a_searchs_journaled_answer_expires_a_refusal_too(library: Library) -> None:
+    await library.one(register("ann", 1))
+    await library.send(search("ann", 1, RequestId="S-ok"), search("ann", 1, "no", RequestId="S-no"))
+
+    journal = library.stores.journal
+    found = [await journal.find("user-1", "SearchCustomFace", r) for r in ("S-ok", "S-no")]
+    assert all(entry is not None and entry.expires_at is not None for entry in found)
