@@ -95,6 +95,15 @@ class RegisterCustomFaceCommand(_Message):
         max_length=MAX_TEXT_LENGTH,
         description=f"Display name of the person, at most {MAX_TEXT_LENGTH} characters.",
     )
+    DuplicatePersonMaxDistance: float | None = Field(
+        None,
+        gt=0,
+        le=10,
+        allow_inf_nan=False,
+        description="When given, a face within this distance of a face of another person of "
+        "the library is refused (InvalidImage.DuplicatePerson), naming that person.",
+        examples=[0.4],
+    )
 
 
 class UnregisterCustomFaceCommand(_Message):

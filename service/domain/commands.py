@@ -39,6 +39,8 @@ class RegisterFace(_OfPerson):
     image_url: str
     person_name: str | None
     timestamp_ms: int
+    # Refuse a face this near to another person's face of the library; None: no check.
+    duplicate_max_distance: float | None = None
 
     @property
     def face_id(self) -> str:
@@ -137,11 +139,11 @@ class Scope:
 
     @classmethod
     def of(cls, command: Command) -> Scope:
-        if isinstance(command, RegisterFace):
+        if isinstance(command, RegisterFace) and command.duplicate_max_distance is None:
             return cls(owner=command.owner, person=command.person_ref)
         if isinstance(command, TagPerson) and not command.texts.touches_library:
             return cls(owner=command.owner, person=command.person_ref)
         # An unregister may empty a person and its library, a library's texts are shared by
-        # its persons, and a list or a search reads them all: each sees every earlier
-        # command done.
+        # its persons, and a list, a search or a registration checked against the other
+        # persons reads them all: each sees every earlier command done, and no later one.
         return cls(owner=command.owner, exclusive=True)

@@ -142,6 +142,7 @@ _COMMANDS = (
             _Option("--person-id", "PersonId", required=True),
             _Option("--image-url", "ImageUrl", required=True),
             _Option("--person-name", "PersonName"),
+            _Option("--duplicate-person-max-distance", "DuplicatePersonMaxDistance", type=float),
         ),
     ),
     _CommandSpec(

@@ -50,6 +50,7 @@ _FIELD_CODES = {
     "MaxFaces": ErrorCode.INVALID_MAX_FACES,
     "Limit": ErrorCode.INVALID_LIMIT,
     "MaxDistance": ErrorCode.INVALID_MAX_DISTANCE,
+    "DuplicatePersonMaxDistance": ErrorCode.INVALID_DUPLICATE_DISTANCE,
 }
 
 
@@ -174,6 +175,7 @@ class _Fields:
             image_url=wire.ImageUrl,
             person_name=wire.PersonName,
             timestamp_ms=timestamp_ms,
+            duplicate_max_distance=wire.DuplicatePersonMaxDistance,
         )
 
     def unregister(self, wire: UnregisterCustomFaceCommand) -> UnregisterFaces:

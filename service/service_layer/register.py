@@ -7,6 +7,8 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
+import numpy as np
+
 from service.contracts.face_events import face_registered
 from service.contracts.messages import RegisterSucceeded
 from service.domain.commands import RegisterFace
@@ -105,6 +107,7 @@ class RegisterFaceHandler:
             face = await self._retry.run(lambda: self._analyser.analyse(data))
         timings.update(face.timings_ms)
         self._check_match(person, face.embedding)
+        await self._check_not_another_person(command, face.embedding)
         image = FaceImage(
             face_id=face_id,
             request_id=command.request_id,
@@ -141,6 +144,31 @@ class RegisterFaceHandler:
             text_key = await self._retry.run(lambda: self._keys.key_for(owner, command.text_key_id))
         outcome.image = image
         outcome.event = face_registered(command, image, key, text_key)
+
+    async def _check_not_another_person(
+        self, command: RegisterFace, embedding: tuple[float, ...]
+    ) -> None:
+        """A face near another person's face of the library is that person, not this one.
+
+        Such a registration is exclusive for its user (see `Scope`), so the library cannot
+        change under the check."""
+        distance, vectors = command.duplicate_max_distance, self._vectors
+        if distance is None or vectors is None:
+            return
+        owner, category = command.owner, command.category
+        library = await self._retry.run(lambda: vectors.library(owner, category.key))
+        nearest = library.matches(np.asarray(embedding, dtype=np.float32), 2, distance)
+        others = [match for match in nearest if match.person_key != command.person.key]
+        if not others:
+            return
+        ref = (others[0].category_key, others[0].person_key)
+        [other] = await self._retry.run(lambda: self._store.people(owner, [ref]))
+        raise Rejected(
+            ErrorCode.DUPLICATE_PERSON,
+            f"the face is {others[0].distance:.2f} from a face of person {other.person_id!r} "
+            f"of library {command.category.display!r}, within DuplicatePersonMaxDistance "
+            f"{distance:g}",
+        )
 
     def _check_match(self, person: Person | None, embedding: tuple[float, ...]) -> None:
         if not self._match.enabled or person is None:

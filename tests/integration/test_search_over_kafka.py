@@ -190,3 +190,27 @@ async def test_another_users_libraries_and_every_new_code(
         ("InvalidImage.NoFace", 400),
     ]
     assert "'Nowhere'" in refused[4]["Message"]
+
+
+async def test_the_duplicate_guard_refuses_a_persons_face_under_another_id(
+    client: CommandClient, image_server: ImageServer
+) -> None:
+    user, images = new_user(), Images(image_server)
+    await answers(client, user, register(images.astronaut, "Eileen", "Crew"))
+
+    guarded, unguarded, own, invalid = await answers(
+        client,
+        user,
+        register(images.astronaut_again, "Someone", "Crew", DuplicatePersonMaxDistance=0.6),
+        register(images.astronaut_again, "Someone else", "Crew"),
+        register(images.other, "Other", "Crew", DuplicatePersonMaxDistance=0.6),
+        register(images.other, "Other", "Crew", DuplicatePersonMaxDistance=-0.5),
+    )
+
+    assert (guarded["Code"], guarded["HttpStatusCode"]) == ("InvalidImage.DuplicatePerson", 400)
+    assert "'Eileen'" in guarded["Message"]
+    assert "FaceId" in unguarded and "FaceId" in own
+    assert (invalid["Code"], invalid["HttpStatusCode"]) == (
+        "InvalidParameter.DuplicatePersonMaxDistance",
+        400,
+    )

@@ -380,3 +380,14 @@ def test_search_help_says_category_id_repeats(capsys: pytest.CaptureFixture[str]
 def test_a_command_request_needs_a_request_id_to_match_its_result() -> None:
     with pytest.raises(ValueError, match="RequestId"):
         CommandRequest(user="u", body={"Action": "ListCustomPersons"})
+
+
+def test_register_with_the_duplicate_guard(sent: Sent, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(
+        "register", "--user", "alice", "--category-id", "Cat-1", "--person-id", "p2",
+        "--image-url", "https://img.example/a.jpg", "--duplicate-person-max-distance", "0.4",
+        "--request-id", "r-9",
+    )  # fmt: skip
+
+    assert code == 0
+    assert printed(capsys)["DuplicatePersonMaxDistance"] == 0.4

@@ -8,6 +8,7 @@ from service.domain.faces import (
     Landmarks,
     choose_single_face,
     estimate_pose,
+    faces_to_search,
 )
 
 POLICY = FacePolicy(min_confidence=0.9, min_size_px=64, max_yaw_degrees=30, max_roll_degrees=30)
@@ -63,3 +64,14 @@ def test_turned_or_tilted_faces_are_not_frontal() -> None:
     tilted = Landmarks(left_eye=(100, 100), right_eye=(150, 150), nose=(115, 135))
     assert code_of([face(marks=turned)]) is ErrorCode.FACE_NOT_FRONTAL
     assert code_of([face(marks=tilted)]) is ErrorCode.FACE_NOT_FRONTAL
+
+
+def test_a_search_takes_faces_of_any_pose_largest_first_and_ignores_small_ones() -> None:
+    turned = Landmarks(left_eye=(100, 100), right_eye=(160, 100), nose=(175, 130))
+    small, large, middle = face(size=40), face(size=200, marks=turned), face(size=120)
+
+    assert faces_to_search([small, middle, large], POLICY, 10) == [large, middle]
+    assert faces_to_search([small, middle, large], POLICY, 1) == [large]
+    with pytest.raises(Rejected) as refused:
+        faces_to_search([small, face(confidence=0.5)], POLICY, 10)
+    assert refused.value.code is ErrorCode.NO_FACE and "64 px" in refused.value.message

@@ -231,3 +231,23 @@ async def test_a_searchs_journaled_answer_expires_a_refusal_too(library: Library
     journal = library.stores.journal
     found = [await journal.find("user-1", "SearchCustomFace", r) for r in ("S-ok", "S-no")]
     assert all(entry is not None and entry.expires_at is not None for entry in found)
+
+
+async def test_the_duplicate_guard_refuses_another_persons_face_only_when_asked(
+    library: Library,
+) -> None:
+    await library.one(register("ann", 1, person="Ann"))
+    guarded = {"DuplicatePersonMaxDistance": 0.6}
+
+    refused, same_person, other_face, unguarded, invalid = await library.send(
+        {**register("ann", 2, person="Bob"), **guarded},
+        {**register("ann", 3, person="ann"), **guarded},
+        {**register("cy", 1, person="Bob"), **guarded},
+        register("ann", 4, person="Eve"),  # the same face, unguarded: taken
+        {**register("ann", 5, person="Dee"), "DuplicatePersonMaxDistance": 0},
+    )
+
+    assert (refused["Code"], refused["HttpStatusCode"]) == ("InvalidImage.DuplicatePerson", 400)
+    assert "'Ann'" in refused["Message"] and "0.6" in refused["Message"]
+    assert "FaceId" in same_person and "FaceId" in other_face and "FaceId" in unguarded
+    assert invalid["Code"] == "InvalidParameter.DuplicatePersonMaxDistance"
