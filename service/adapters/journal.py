@@ -69,6 +69,7 @@ def _document(entry: JournalEntry) -> dict[str, Any]:
         "result": entry.result,
         "event": entry.event,
         "erased_face_ids": list(entry.erased_face_ids),
+        "erased_key_ids": list(entry.erased_key_ids),
         "expires_at": entry.expires_at,
     }
 
@@ -81,5 +82,6 @@ def _entry(document: dict[str, Any]) -> JournalEntry:
         result=document["result"],
         event=document.get("event"),
         erased_face_ids=tuple(document.get("erased_face_ids", ())),
+        erased_key_ids=tuple(document.get("erased_key_ids", ())),
         expires_at=document.get("expires_at"),
     )

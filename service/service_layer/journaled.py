@@ -8,6 +8,7 @@ anything, and every processing applies the change the entry records, then answer
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -59,14 +60,31 @@ class JournaledAnswers:
 
         try:
             kept = await self._retry.run(entry)
-            await self._retry.run(lambda: apply(kept))
-            return journaled(kept)
         except RetriesExhausted as error:
             return Outcome(code=ErrorCode.INTERNAL, message=f"errorMsg:{error}")
         except Exception as error:
             # A bug or an input nothing foresaw: answered and logged, the partition moves on.
             log.exception(f"{action} failed", extra={"request_id": request_id})
             return unexpected_failure(error)
+        # Journaled means decided: the change is now owed, however long the store is away.
+        # Answering before it is made would commit a half-made change (an unregister's keys
+        # gone, its faces still stored, no event).
+        await self._until_applied(action, request_id, apply, kept)
+        return journaled(kept)
+
+    async def _until_applied(
+        self, action: str, request_id: str, apply: Apply, entry: JournalEntry
+    ) -> None:
+        while True:
+            try:
+                await self._retry.run(lambda: apply(entry))
+                return
+            except RetriesExhausted:
+                log.exception(
+                    f"{action} decided but not yet applied; trying again",
+                    extra={"request_id": request_id},
+                )
+                await asyncio.sleep(self._retry.base_delay_s)
 
 
 class JournaledHandler(Generic[C]):

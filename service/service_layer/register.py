@@ -11,7 +11,7 @@ import numpy as np
 
 from service.contracts.face_events import face_registered
 from service.contracts.messages import RegisterSucceeded
-from service.domain.commands import RegisterFace
+from service.domain.commands import RegisterFace, TagPerson, Texts
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.person import FaceImage, ModelProvenance, Person, face_limit_exceeded
 from service.service_layer.journaled import now_ms
@@ -89,12 +89,12 @@ class RegisterFaceHandler:
         face_id, timings = command.face_id, outcome.timings_ms
         with timed(timings, "store"):
             person = await self._retry.run(lambda: self._store.get_person(*command.person_ref))
-        if person is not None and (done := person.image_with_face_id(face_id)) is not None:
-            await self._publish(command, done, outcome)
-            return face_id
         if await self._retry.run(lambda: self._journal.erased(command.owner, face_id)):
             # Processed again after its face was unregistered: the same answer, and the
             # face stays gone.
+            return face_id
+        if person is not None and (done := person.image_with_face_id(face_id)) is not None:
+            await self._redone(command, done, outcome)
             return face_id
         with timed(timings, "fetch"):
             data = await self._fetcher.fetch(command.image_url)
@@ -128,20 +128,45 @@ class RegisterFaceHandler:
                 )
             stored = await self._retry.run(lambda: self._store.add_image(command, image))
         outcome.stored = stored is image
-        if outcome.stored and self._vectors is not None:
-            self._vectors.added(
-                command.owner, command.category.key, command.person.key, face_id, image.embedding
-            )
         if stored.face_id == face_id:
+            # Also when a write that landed was retried and found its image there.
+            self._known(command, stored)
             await self._publish(command, stored, outcome)
         return stored.face_id
 
+    async def _redone(self, command: RegisterFace, image: FaceImage, outcome: Outcome) -> None:
+        """A command whose face is stored already: its name set again (a later command
+        processed before it again may have changed it), its event published again."""
+        if command.person_name is not None:
+            name = Texts(person_name=command.person_name)
+            tag = TagPerson(
+                command.owner, command.request_id, command.category, command.person, name
+            )
+            await self._retry.run(lambda: self._store.tag(tag))
+        self._known(command, image)
+        await self._publish(command, image, outcome)
+
+    def _known(self, command: RegisterFace, image: FaceImage) -> None:
+        if self._vectors is not None:
+            self._vectors.added(
+                command.owner,
+                command.category.key,
+                command.person.key,
+                image.face_id,
+                image.embedding,
+            )
+
     async def _publish(self, command: RegisterFace, image: FaceImage, outcome: Outcome) -> None:
+        """The face's event, sealed with the keys made before it was stored. Found, never
+        made here: a key that is gone belongs to an erased face, whose event must not be
+        published again readable."""
         owner = command.owner
-        key = await self._retry.run(lambda: self._keys.key_for(owner, image.face_id))
+        key = await self._retry.run(lambda: self._keys.find(owner, image.face_id))
+        if key is None:
+            return
         text_key = None
         if command.person_name is not None:
-            text_key = await self._retry.run(lambda: self._keys.key_for(owner, command.text_key_id))
+            text_key = await self._retry.run(lambda: self._keys.find(owner, command.text_key_id))
         outcome.image = image
         outcome.event = face_registered(command, image, key, text_key)
 

@@ -81,6 +81,11 @@ async def _registered(stores: Stores, event: FaceRegistered) -> str:
         return "erased"
     command, image = opened(event, key, texts)
     added = await stores.persons.restore(command, image)
+    if not added and texts is not None:
+        # Applied again over a store that has it (the embedded store at a new assignment):
+        # its name is set again, as the live command set it at this point of the log.
+        tag = texts_tag(event.Owner, event.RequestId, event.CategoryId, event.PersonId, texts)
+        await stores.persons.tag(tag, create_person=True)
     return "stored" if added else "already present"
 
 

@@ -29,8 +29,15 @@ class TagPersonHandler(JournaledHandler[TagPerson]):
         return tagged_entry(person_tagged(command, text_key))
 
     async def apply(self, command: TagPerson, entry: JournalEntry) -> None:
-        if entry.event is not None:
-            await self._store.tag(command)
+        if entry.event is None:
+            return
+        if command.texts.touches_person and (
+            await self._keys.find(command.owner, command.text_key_id) is None
+        ):
+            # The person it named was unregistered since (its text keys went with it): a
+            # person registered again under the id is another, and keeps its own texts.
+            return
+        await self._store.tag(command)
 
 
 def tagged_entry(event: PersonTagged) -> JournalEntry:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any
 
 import pytest_asyncio
@@ -11,6 +11,7 @@ import pytest_asyncio
 from service.bootstrap import bootstrap
 from service.contracts.face_events import decode_event, opened, opened_texts
 from service.contracts.messages import FaceEvent, FaceRegistered
+from service.domain.errors import TransientError
 from service.domain.partitioning import key_partition
 from service.entrypoints.command_flow import CommandFlow
 from service.service_layer.intake import IncomingRecord
@@ -44,8 +45,8 @@ class UrlFetcher:
 
 
 class Library:
-    def __init__(self, **settings: Any) -> None:
-        self.stores = memory_stores()
+    def __init__(self, stores: Stores | None = None, **settings: Any) -> None:
+        self.stores = stores or memory_stores()
         self.fetcher = UrlFetcher()
         self.results = RecordingPublisher()
         self.events = RecordingPublisher()
@@ -106,8 +107,8 @@ Make = Callable[..., Library]
 async def libraries() -> AsyncIterator[Make]:
     made: list[Library] = []
 
-    def make(**settings: Any) -> Library:
-        made.append(Library(**settings))
+    def make(stores: Stores | None = None, **settings: Any) -> Library:
+        made.append(Library(stores, **settings))
         return made[-1]
 
     yield make
@@ -432,3 +433,56 @@ async def test_names_travel_sealed_and_go_with_their_person(libraries: Make) -> 
         if texts is not None and (key := await library.stores.keys.find("user-1", texts.KeyId)):
             readable.append(opened_texts("user-1", texts, key).PersonName)
     assert readable == ["Bob Stone"]  # P1's texts went with P1
+
+
+class FlakyRemovals(MemoryStore):
+    """Removing faces fails `failures` times in a row, as a MongoDB failover would."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.removal_failures = failures
+
+    async def remove_faces(self, owner: str, category_key: str, face_ids: Collection[str]) -> None:
+        if self.removal_failures > 0:
+            self.removal_failures -= 1
+            raise TransientError("MongoDB failed removing faces: AutoReconnect")
+        await super().remove_faces(owner, category_key, face_ids)
+
+
+async def test_a_decided_unregister_is_applied_before_it_is_answered(libraries: Make) -> None:
+    flaky = FlakyRemovals(failures=5)  # more than the retry budget of 2
+    rewired = libraries(stores=memory_stores(flaky))
+    face = (await rewired.one(register("P1", "a")))["FaceId"]
+
+    removed = await rewired.one(unregister("P1", face))
+
+    assert removed["UnregisteredFaceCount"] == 1  # not InternalError
+    assert flaky.persons == {} and flaky.removal_failures == 0
+
+
+async def test_commands_processed_again_leave_the_name_the_last_one_gave(libraries: Make) -> None:
+    library = libraries()
+    await library.one(register("P1", "a", PersonName="A"))
+    retag = tag("P1", PersonName="B", RequestId="T1")
+    rename = register("P1", "c", PersonName="C", RequestId="R-C")
+    await library.send(retag, rename)
+
+    await library.send(retag, rename)  # both again, in order, as after a crash
+
+    assert library.persons.persons[("user-1", "cat-1", "p1")].person_name == "C"
+
+
+async def test_a_tag_processed_again_does_not_name_a_person_registered_anew(
+    libraries: Make,
+) -> None:
+    library = libraries()
+    await library.one(register("P1", "a"))
+    old_tag = tag("P1", PersonName="Old", RequestId="T-old")
+    await library.one(old_tag)
+    await library.one(unregister("P1", "ALL"))
+    await library.one(register("P1", "b"))
+
+    again = await library.one(old_tag)
+
+    assert "Code" not in again  # answered as the first time
+    assert library.persons.persons[("user-1", "cat-1", "p1")].person_name is None
