@@ -210,6 +210,7 @@ def bootstrap(
         retry=retry,
         vectors=vectors,
         slots=slots,
+        answer_retention_s=settings.answer_retention_s,
     )
     unregister = UnregisterFacesHandler(stores.persons, stores.keys, answers, vectors)
     tag = TagPersonHandler(stores.persons, stores.keys, answers)

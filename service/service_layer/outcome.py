@@ -11,6 +11,7 @@ from service.contracts.face_events import decode_event
 from service.contracts.messages import (
     CommandFailed,
     ListSucceeded,
+    RegisterSucceeded,
     Result,
     SearchSucceeded,
     TagSucceeded,
@@ -57,7 +58,11 @@ def journaled(entry: JournalEntry) -> Outcome:
 
 
 # The journaled actions and the result each answers with when it succeeds.
-_SUCCESS: dict[str, type[UnregisterSucceeded | TagSucceeded | ListSucceeded | SearchSucceeded]] = {
+_SUCCESS: dict[
+    str,
+    type[RegisterSucceeded | UnregisterSucceeded | TagSucceeded | ListSucceeded | SearchSucceeded],
+] = {
+    "RegisterCustomFace": RegisterSucceeded,
     "UnregisterCustomFace": UnregisterSucceeded,
     "TagCustomPerson": TagSucceeded,
     "ListCustomPersons": ListSucceeded,

@@ -13,15 +13,21 @@ from service.contracts.face_events import face_registered
 from service.contracts.messages import RegisterSucceeded
 from service.domain.commands import RegisterFace, TagPerson, Texts
 from service.domain.errors import ErrorCode, Rejected
+from service.domain.journal import JournalEntry
 from service.domain.person import FaceImage, ModelProvenance, Person, face_limit_exceeded
-from service.service_layer.journaled import now_ms
-from service.service_layer.outcome import Outcome, unexpected_failure
+from service.service_layer.journaled import expiring, now_ms
+from service.service_layer.outcome import Outcome, failed, journaled, unexpected_failure
 from service.service_layer.ports import FaceAnalyser, FaceKeys, ImageFetcher, Journal, PersonStore
 from service.service_layer.retry import RetriesExhausted, RetryPolicy
 from service.service_layer.vector_cache import VectorCache
 from service.timings import timed
 
 log = logging.getLogger("service.commands")
+
+ACTION = "RegisterCustomFace"
+_LIBRARY_DEPENDENT = frozenset(
+    {ErrorCode.FACE_LIMIT_EXCEEDED, ErrorCode.FACE_MISMATCH, ErrorCode.DUPLICATE_PERSON}
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class RegisterFaceHandler:
         max_images_in_memory: int = 8,
         vectors: VectorCache | None = None,
         slots: asyncio.Semaphore | None = None,
+        answer_retention_s: float = 7 * 24 * 3600.0,
     ) -> None:
         self._store = store
         self._journal = journal
@@ -53,6 +60,7 @@ class RegisterFaceHandler:
         # the event loop, where it would stand between a refusal and its answer.
         self._slots = slots or asyncio.Semaphore(max_images_in_memory)
         self._vectors = vectors
+        self._answer_retention_s = answer_retention_s
         self._fetcher = fetcher
         self._analyser = analyser
         self._provenance = provenance
@@ -62,6 +70,11 @@ class RegisterFaceHandler:
     async def handle(self, command: RegisterFace) -> Outcome:
         outcome = Outcome()
         try:
+            kept = await self._retry.run(
+                lambda: self._journal.find(command.owner, ACTION, command.request_id)
+            )
+            if kept is not None:
+                return journaled(kept)
             async with self._slots:
                 face_id = await self._register(command, outcome)
             outcome.face_id = face_id
@@ -75,13 +88,40 @@ class RegisterFaceHandler:
             outcome.code, outcome.message = refusal.code, refusal.message
         except RetriesExhausted as error:
             outcome.code, outcome.message = ErrorCode.INTERNAL, f"errorMsg:{error}"
+            return outcome
         except Exception as error:
             # Not transient and not a refusal: a bug or an input nothing foresaw. Answered
             # and logged with its traceback, so the partition moves on.
             log.exception("register failed", extra={"request_id": command.request_id})
             failed = unexpected_failure(error)
             outcome.code, outcome.message = failed.code, failed.message
+            return outcome
+        await self._journal_unless_derivable(command, outcome)
         return outcome
+
+    async def _journal_unless_derivable(self, command: RegisterFace, outcome: Outcome) -> None:
+        """A registration that stored its own face is answered again from the store (or
+        from the erasure that removed it). Any other answer depends on what the library
+        held then (the same image under another FaceId, a full person, another person's
+        face, a server that did not answer): it is journaled, so the command processed
+        again answers the same and stores nothing the first time did not."""
+        if outcome.code is None and outcome.face_id == command.face_id:
+            return
+        result = outcome.result or failed(
+            command.request_id, outcome.code or ErrorCode.INTERNAL, outcome.message
+        )
+        # Answers that a later change of the library would turn (a place freed, a person
+        # removed, the same image removed) are kept for good; the others, the input's own
+        # (no face, a bad format, a download), as long as a list's.
+        lasting = outcome.code in _LIBRARY_DEPENDENT or outcome.code is None
+        entry = JournalEntry(
+            owner=command.owner,
+            action=ACTION,
+            request_id=command.request_id,
+            result=result.model_dump(mode="json"),
+            expires_at=None if lasting else expiring(self._answer_retention_s),
+        )
+        await self._retry.run(lambda: self._journal.keep(entry))
 
     async def _register(self, command: RegisterFace, outcome: Outcome) -> str:
         """The FaceId the command answers with; the image stored and its event in `outcome`

@@ -486,3 +486,22 @@ async def test_a_tag_processed_again_does_not_name_a_person_registered_anew(
 
     assert "Code" not in again  # answered as the first time
     assert library.persons.persons[("user-1", "cat-1", "p1")].person_name is None
+
+
+async def test_registrations_processed_again_answer_as_before_whatever_changed_since(
+    libraries: Make,
+) -> None:
+    library = libraries()
+    first = await library.one(register("P1", "a", RequestId="R-a"))
+    same_bytes = register("P1", "a", RequestId="R-a-again")
+    deduped = await library.one(same_bytes)
+    ten = await library.send(*(register("P2", f"img-{n}") for n in range(10)))
+    eleventh = register("P2", "img-10", RequestId="R-11th")
+    refused = await library.one(eleventh)
+    await library.send(unregister("P1", first["FaceId"]), unregister("P2", ten[0]["FaceId"]))
+
+    again = await library.send(same_bytes, eleventh)
+
+    assert deduped["FaceId"] == first["FaceId"] and refused["Code"] == "FaceLimitExceeded"
+    assert again == [deduped, refused]
+    assert faces_of(library, "p1") == [] and len(faces_of(library, "p2")) == 9
