@@ -8,97 +8,19 @@ from typing import Any
 
 import pytest_asyncio
 
-from service.bootstrap import bootstrap
-from service.contracts.face_events import decode_event, opened, opened_texts
+from service.contracts.face_events import opened, opened_texts
 from service.contracts.messages import FaceEvent, FaceRegistered
 from service.domain.errors import TransientError
-from service.domain.partitioning import key_partition
-from service.entrypoints.command_flow import CommandFlow
-from service.service_layer.intake import IncomingRecord
 from service.service_layer.ports import Stores
 from service.service_layer.restore import apply_face_events
 from service.service_layer.retry import RetryPolicy
-from service.settings import Settings
 from tests.fakes import (
-    CountingAnalyser,
     MemoryJournal,
     MemoryStore,
-    RecordingDeadLetters,
-    RecordingPublisher,
     memory_stores,
 )
 from tests.support.commands import listing, tag, unregister
-
-USER = b"user-1"
-PARTITIONS = 4
-
-
-class UrlFetcher:
-    """Each URL its own bytes, so that each registers its own face."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def fetch(self, url: str) -> bytes:
-        self.calls += 1
-        return url.encode()
-
-
-class Library:
-    def __init__(self, stores: Stores | None = None, **settings: Any) -> None:
-        self.stores = stores or memory_stores()
-        self.fetcher = UrlFetcher()
-        self.results = RecordingPublisher()
-        self.events = RecordingPublisher()
-        handling = bootstrap(
-            Settings(retry_attempts=2, retry_base_delay_s=0, **settings),
-            stores=self.stores,
-            fetcher=self.fetcher,
-            analyser=CountingAnalyser(),
-            results=self.results,
-            events=self.events,
-            dead_letters=RecordingDeadLetters(),
-            weights_sha256="sha",
-        )
-        self.flow = CommandFlow(handling, max_in_flight=100)
-        self.offset = 0
-
-    @property
-    def persons(self) -> MemoryStore:
-        assert isinstance(self.stores.persons, MemoryStore)
-        return self.stores.persons
-
-    async def send(self, *bodies: dict[str, Any], user: bytes = USER) -> list[dict[str, Any]]:
-        """The commands in one poll, as the consumer takes them; their results in order."""
-        records, request_ids = [], []
-        for body in bodies:
-            body = {"RequestId": f"R{self.offset}", **body}
-            request_ids.append(body["RequestId"])
-            records.append(
-                IncomingRecord(
-                    "cmds",
-                    key_partition(user, PARTITIONS),
-                    self.offset,
-                    1_700_000_000_000 + self.offset,
-                    user,
-                    json.dumps(body).encode(),
-                    PARTITIONS,
-                )
-            )
-            self.offset += 1
-        before = len(self.results.published)
-        await self.flow.take(records, _no_commit)
-        await self.results.until(lambda: len(self.results.published) == before + len(bodies))
-        answers = {answer["RequestId"]: answer for answer in self.results.dumps()[before:]}
-        return [answers[request_id] for request_id in request_ids]
-
-    async def one(self, body: dict[str, Any], user: bytes = USER) -> dict[str, Any]:
-        [result] = await self.send(body, user=user)
-        return result
-
-    def published_events(self) -> list[FaceEvent]:
-        return [decode_event(event) for event in self.events.dumps()]
-
+from tests.support.wired_library import WiredLibrary as Library
 
 Make = Callable[..., Library]
 
@@ -113,11 +35,7 @@ async def libraries() -> AsyncIterator[Make]:
 
     yield make
     for library in made:
-        await library.flow.close(1)
-
-
-async def _no_commit(_positions: dict[int, int]) -> None:
-    return None
+        await library.close()
 
 
 def register(person: str, image: str, category: str = "Cat-1", **more: Any) -> dict[str, Any]:

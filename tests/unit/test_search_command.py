@@ -11,22 +11,12 @@ from typing import Any
 import numpy as np
 import pytest_asyncio
 
-from service.bootstrap import bootstrap
-from service.domain.partitioning import key_partition
-from service.entrypoints.command_flow import CommandFlow
-from service.service_layer.intake import IncomingRecord
-from service.settings import Settings
 from tests.fakes import (
     CountingAnalyser,
     MemoryStore,
-    RecordingDeadLetters,
-    RecordingPublisher,
-    memory_stores,
 )
 from tests.support.commands import tag, unregister
-
-USER = b"user-1"
-PARTITIONS = 4
+from tests.support.wired_library import WiredLibrary as Library
 
 
 def embedding(data: bytes) -> tuple[float, ...]:
@@ -39,66 +29,11 @@ def embedding(data: bytes) -> tuple[float, ...]:
     return tuple(float(v) for v in centre + image.normal(scale=0.005, size=128))
 
 
-class UrlFetcher:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def fetch(self, url: str) -> bytes:
-        self.calls += 1
-        return url.encode()
-
-
-class Library:
-    def __init__(self) -> None:
-        self.stores = memory_stores()
-        self.fetcher = UrlFetcher()
-        self.analyser = CountingAnalyser(embed=embedding)
-        self.results = RecordingPublisher()
-        handling = bootstrap(
-            Settings(retry_attempts=2, retry_base_delay_s=0),
-            stores=self.stores,
-            fetcher=self.fetcher,
-            analyser=self.analyser,
-            results=self.results,
-            events=RecordingPublisher(),
-            dead_letters=RecordingDeadLetters(),
-            weights_sha256="sha",
-        )
-        self.handling = handling
-        self.flow = CommandFlow(handling, max_in_flight=100)
-        self.offset = 0
-
-    async def send(self, *bodies: dict[str, Any], user: bytes = USER) -> list[dict[str, Any]]:
-        records, ids = [], []
-        for body in bodies:
-            body = {"RequestId": f"R{self.offset}", **body}
-            ids.append(body["RequestId"])
-            partition = key_partition(user, PARTITIONS)
-            value = json.dumps(body).encode()
-            records.append(
-                IncomingRecord("c", partition, self.offset, self.offset, user, value, PARTITIONS)
-            )
-            self.offset += 1
-        before = len(self.results.published)
-        await self.flow.take(records, _no_commit)
-        await self.results.until(lambda: len(self.results.published) == before + len(bodies))
-        answers = {a["RequestId"]: a for a in self.results.dumps()[before:]}
-        return [answers[i] for i in ids]
-
-    async def one(self, body: dict[str, Any], user: bytes = USER) -> dict[str, Any]:
-        [answer] = await self.send(body, user=user)
-        return answer
-
-
-async def _no_commit(_positions: dict[int, int]) -> None:
-    return None
-
-
 @pytest_asyncio.fixture
 async def library() -> AsyncIterator[Library]:
-    made = Library()
+    made = Library(analyser=CountingAnalyser(embed=embedding))
     yield made
-    await made.flow.close(1)
+    await made.close()
 
 
 def register(
@@ -153,7 +88,9 @@ async def test_limit_and_max_distance_cut_the_answer(library: Library) -> None:
     assert matched(near) == [["ann"]]
 
 
-async def test_a_removed_face_and_a_removed_person_are_no_longer_found(library: Library) -> None:
+async def test_a_removed_face_and_a_removed_person_are_no_longer_found(
+    library: Library,
+) -> None:
     first, _, _ = await library.send(register("ann", 1), register("ann", 2), register("bob", 1))
     before = await library.one(search("ann", 1))  # loads the library into memory
 
@@ -167,7 +104,9 @@ async def test_a_removed_face_and_a_removed_person_are_no_longer_found(library: 
     assert "bob" not in matched(after_person)[0]
 
 
-async def test_a_face_registered_after_the_library_was_loaded_is_found(library: Library) -> None:
+async def test_a_face_registered_after_the_library_was_loaded_is_found(
+    library: Library,
+) -> None:
     await library.one(register("ann", 1))
     await library.one(search("ann", 1))
     await library.one(register("bob", 1))
