@@ -321,6 +321,7 @@ def _engine_config(settings: Settings) -> EngineConfig:
         max_pixels=settings.image_max_pixels,
         detect_max_side_px=settings.face_detect_max_side_px,
         deepface_home=str(settings.deepface_home),
+        detector_graphs=settings.face_detector_graphs,
     )
 
 

@@ -36,12 +36,14 @@ class DeepFaceEngine:
         policy: FacePolicy,
         max_pixels: int,
         max_level_side_px: int,
+        detector_graphs: bool = False,
     ) -> None:
         self.model_name = model_name
         self.detector_name = detector_name
         self._policy = policy
         self._max_pixels = max_pixels
         self._max_level_side = max_level_side_px
+        self._detector_graphs = detector_graphs
         self._model: Any = None
         self._detector: Any = None
         self._search: FaceSearch | None = None
@@ -53,7 +55,9 @@ class DeepFaceEngine:
         self._model = modeling.build_model(task="facial_recognition", model_name=self.model_name)
         self._detector = modeling.build_model(task="face_detector", model_name=self.detector_name)
         if self.detector_name == "mtcnn":
-            self._search = FaceSearch(self._detector.model, self._max_level_side)
+            self._search = FaceSearch(
+                self._detector.model, self._max_level_side, self._detector_graphs
+            )
         blank = np.zeros((_WARM_UP_SIZE, _WARM_UP_SIZE, 3), dtype=np.uint8)
         self._detect(blank)
         self._embed_crop(blank)

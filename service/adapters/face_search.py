@@ -48,16 +48,39 @@ _ONET_NMS = 0.7
 Floats = NDArray[np.float32]
 
 
+def _graph(model: Any, shape: list[int | None]) -> Any:
+    """`model` as one TensorFlow graph for every input of `shape` (None: any size): a
+    signature with open dimensions, so no new trace per pyramid level or batch size."""
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec(shape, tf.float32)]
+    run = tf.function(model, input_signature=signature)
+    return lambda batch: run(tf.convert_to_tensor(batch, tf.float32))
+
+
 def _normalized(pixels: NDArray[Any]) -> Floats:
     normalized: Floats = (pixels.astype(np.float32) - np.float32(127.5)) / np.float32(128)
     return normalized
 
 
 class FaceSearch:
-    """Finds faces the way `mtcnn.MTCNN.detect_faces` does, on a BGR uint8 image."""
+    """Finds faces the way `mtcnn.MTCNN.detect_faces` does, on a BGR uint8 image.
 
-    def __init__(self, mtcnn: Any, max_level_side_px: int) -> None:
+    `graphs`: the three networks run as TensorFlow graphs (`tf.function`), traced once
+    for any input size, instead of layer by layer in eager Keras, which costs a few
+    milliseconds of dispatch per call whatever the input (P-Net is called once per pyramid
+    level). Same kernels on the same inputs: the outputs are bit for bit the eager ones
+    (tests/integration/test_face_search.py). Off, the eager networks are the reference.
+    """
+
+    def __init__(self, mtcnn: Any, max_level_side_px: int, graphs: bool = False) -> None:
         pnet, rnet, onet = (stage._model for stage in mtcnn.stages)
+        if graphs:
+            pnet, rnet, onet = (
+                _graph(pnet, [1, None, None, 3]),
+                _graph(rnet, [None, 24, 24, 3]),
+                _graph(onet, [None, 48, 48, 3]),
+            )
         self._pnet, self._rnet, self._onet = pnet, rnet, onet
         self._max_level_side = max_level_side_px
 

@@ -34,6 +34,7 @@ class EngineConfig:
     max_pixels: int
     detect_max_side_px: int
     deepface_home: str
+    detector_graphs: bool = True
 
 
 _engine = None
@@ -71,6 +72,7 @@ def _start_worker(config: EngineConfig) -> None:
         config.policy,
         config.max_pixels,
         config.detect_max_side_px,
+        config.detector_graphs,
     )
     _engine.load()
 

@@ -68,3 +68,28 @@ def test_a_face_too_small_for_the_capped_copies_is_not_found(mtcnn: Any) -> None
 
     assert search.detect_faces(image, border_y, border_x) == []
     assert search.smallest_face_px(image, border_y, border_x) == 80
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: fixture_bytes("astronaut.png"),
+        lambda: fixture_bytes("t1.jpg"),
+        lambda: fixture_bytes("Tom_Hanks_54745.png"),
+        lambda: fixture_bytes("t1_face_turned.png"),
+        lambda: fixture_bytes("coffee.png"),
+        lambda: photo_with_face(1920, 1080, 700),
+        lambda: photo_with_face(4000, 3000, 900, quality=80),
+    ],
+    ids=["portrait", "group", "small-face", "turned", "no-face", "photo-1080", "photo-12mp"],
+)
+def test_the_networks_as_graphs_give_the_eager_networks_output_bit_for_bit(
+    make: Any, mtcnn: Any
+) -> None:
+    image = decode_image(make(), 50_000_000)
+    _, border_y, border_x = padded(image)
+
+    eager = FaceSearch(mtcnn, 640).detect_faces(image, border_y, border_x)
+    graphs = FaceSearch(mtcnn, 640, graphs=True).detect_faces(image, border_y, border_x)
+
+    assert graphs == eager  # boxes, landmarks and confidences, exactly
