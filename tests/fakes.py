@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from service.domain.commands import PageStart, RegisterFace, TagPerson
 from service.domain.errors import Rejected, TransientError
 from service.domain.faces import AnalysedFace, Box
+from service.domain.ids import LibraryId
 from service.domain.journal import JournalEntry
 from service.domain.person import FaceImage, Library, Person
 from service.service_layer.intake import IncomingRecord
@@ -34,7 +35,8 @@ class MemoryStore:
 
     def __init__(self, failures: int = 0) -> None:
         self.persons: dict[tuple[str, str, str], Person] = {}
-        self.library_texts: dict[tuple[str, str], Library] = {}
+        # One per library while it has persons, spelled as first made, as in MongoDB.
+        self.libraries_made: dict[tuple[str, str], Library] = {}
         self.failures = failures  # the first calls fail as a MongoDB outage would
         self.calls = 0
 
@@ -72,9 +74,7 @@ class MemoryStore:
         persons = [p for p in self._of_library(owner, category_key) if p.images]
         if not persons:
             return None
-        return self.library_texts.get(
-            (owner, category_key), Library(owner, persons[0].category_id, category_key)
-        )
+        return self.libraries_made[(owner, category_key)]
 
     async def persons_of_library(self, owner: str, category_key: str) -> list[Person]:
         self._maybe_fail()
@@ -90,20 +90,13 @@ class MemoryStore:
             else:
                 del self.persons[ref]
         if not self._of_library(owner, category_key):
-            self.library_texts.pop((owner, category_key), None)
+            self.libraries_made.pop((owner, category_key), None)
 
     async def tag(self, command: TagPerson, create_person: bool = False) -> bool:
         self._maybe_fail()
         person = self.persons.get(command.person_ref)
         if person is None and create_person:
-            person = Person(
-                owner=command.owner,
-                category_id=command.category.display,
-                category_key=command.category.key,
-                person_id=command.person.display,
-                person_key=command.person.key,
-                person_name=None,
-            )
+            person = self._made(command.owner, command.category, command.person)
         if person is None or not (person.images or create_person):
             return False
         texts = command.texts
@@ -115,12 +108,12 @@ class MemoryStore:
             person = replace(person, text_key_ids=(*person.text_key_ids, command.text_key_id))
         self.persons[command.person_ref] = person
         key = (command.owner, command.category.key)
-        library = self.library_texts.get(key, Library(command.owner, person.category_id, key[1]))
+        library = self.libraries_made[key]
         if texts.category_name is not None:
             library = replace(library, name=texts.category_name or None)
         if texts.category_description is not None:
             library = replace(library, description=texts.category_description or None)
-        self.library_texts[key] = library
+        self.libraries_made[key] = library
         return True
 
     async def page_of_persons(
@@ -160,25 +153,31 @@ class MemoryStore:
             if (who, category) == (owner, category_key)
         ]
 
+    def _made(self, owner: str, category: LibraryId, person: LibraryId) -> Person:
+        """The person (and its library) as the first command that names them makes them."""
+        self.libraries_made.setdefault(
+            (owner, category.key), Library(owner, category.display, category.key)
+        )
+        made = self.persons.setdefault(
+            (owner, category.key, person.key),
+            Person(owner, category.display, category.key, person.display, person.key, None),
+        )
+        return made
+
     def _put(self, command: RegisterFace, image: FaceImage) -> None:
-        person = self.persons.get(command.person_ref)
-        self.persons[command.person_ref] = Person(
-            owner=command.owner,
-            category_id=person.category_id if person else command.category.display,
-            category_key=command.category.key,
-            person_id=person.person_id if person else command.person.display,
-            person_key=command.person.key,
+        person = self._made(command.owner, command.category, command.person)
+        self.persons[command.person_ref] = replace(
+            person,
             person_name=(
                 (command.person_name or None)
                 if command.person_name is not None
-                else (person.person_name if person else None)
+                else person.person_name
             ),
-            images=(*(person.images if person else ()), image),
-            person_description=person.person_description if person else None,
+            images=(*person.images, image),
             text_key_ids=tuple(
                 dict.fromkeys(
                     (
-                        *(person.text_key_ids if person else ()),
+                        *person.text_key_ids,
                         *((command.text_key_id,) if command.person_name is not None else ()),
                     )
                 )

@@ -74,10 +74,11 @@ async def _registered(stores: Stores, event: FaceRegistered) -> str:
     texts = await _texts(stores, event.Owner, event.PersonTexts)
     key = await stores.keys.find(event.Owner, event.FaceId)
     if key is None or await stores.journal.erased(event.Owner, event.FaceId):
-        if texts is not None:
-            # The face is gone, the name it brought stays with its person (see above).
-            tag = texts_tag(event.Owner, event.RequestId, event.CategoryId, event.PersonId, texts)
-            await stores.persons.tag(tag, create_person=True)
+        # The face is gone; the person and library it made stay made, spelled as it spelled
+        # them, and the name it brought stays with the person (see above). Made in vain
+        # when the person went too: the unregistration later in the log removes it again.
+        tag = texts_tag(event.Owner, event.RequestId, event.CategoryId, event.PersonId, texts)
+        await stores.persons.tag(tag, create_person=True)
         return "erased"
     command, image = opened(event, key, texts)
     added = await stores.persons.restore(command, image)
