@@ -167,6 +167,10 @@ class DeepFaceEngine:
         from deepface.modules import preprocessing
 
         height, width = self._model.input_shape
+        # DeepFace scales the crop to [0, 1] before it resizes it: resizing the 8-bit crop
+        # instead rounds every interpolated pixel, which moved embeddings by up to 0.011.
+        if crop.dtype == np.uint8:
+            crop = crop.astype(np.float64) / 255
         batch = preprocessing.resize_image(img=crop, target_size=(width, height))
         batch = preprocessing.normalize_input(img=batch, normalization="base")
         return tuple(float(v) for v in self._model.forward(batch))
