@@ -208,8 +208,8 @@ def bootstrap(
         ),
         match=MatchPolicy(settings.face_match_enabled, settings.face_match_max_distance),
         retry=retry,
-        vectors=vectors,
         slots=slots,
+        vectors=vectors,
         answer_retention_s=settings.answer_retention_s,
     )
     unregister = UnregisterFacesHandler(stores.persons, stores.keys, answers, vectors)

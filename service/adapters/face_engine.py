@@ -5,6 +5,7 @@ Blocking and CPU-bound: called only from the inference pool, never on the event 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -64,40 +65,37 @@ class DeepFaceEngine:
 
     def analyse(self, data: bytes) -> AnalysedFace:
         """Decode, find the one usable face, embed it; `Rejected` says why not."""
-        timings: dict[str, float] = {}
-        with timed(timings, "decode"):
-            image = decode_image(data, self._max_pixels)
-        with timed(timings, "detect"):
-            detections = self._detect(image)
-        try:
-            face = choose_single_face(detections, self._policy)
-        except Rejected as refusal:
-            raise self._explained(refusal, image) from None
-        with timed(timings, "embed"):
-            embedding = self._embed(image, face)
-        box = Box(x=max(0, face.box.x), y=max(0, face.box.y), w=face.box.w, h=face.box.h)
-        return AnalysedFace(
-            box=box, confidence=face.confidence, embedding=embedding, timings_ms=timings
-        )
+        [face] = self._analysed(data, lambda found: [choose_single_face(found, self._policy)])
+        return face
 
     def find_faces(self, data: bytes, max_faces: int) -> list[AnalysedFace]:
         """Decode, find up to `max_faces` faces of any pose (largest first), embed each."""
+        return self._analysed(data, lambda found: faces_to_search(found, self._policy, max_faces))
+
+    def _analysed(
+        self, data: bytes, choose: Callable[[list[Detection]], list[Detection]]
+    ) -> list[AnalysedFace]:
+        """The faces `choose` keeps of those detected, embedded; its refusal, explained."""
         timings: dict[str, float] = {}
         with timed(timings, "decode"):
             image = decode_image(data, self._max_pixels)
         with timed(timings, "detect"):
             detections = self._detect(image)
         try:
-            faces = faces_to_search(detections, self._policy, max_faces)
+            faces = choose(detections)
         except Rejected as refusal:
             raise self._explained(refusal, image) from None
-        found = []
         with timed(timings, "embed"):
-            for face in faces:
-                box = Box(x=max(0, face.box.x), y=max(0, face.box.y), w=face.box.w, h=face.box.h)
-                embedding = self._embed(image, face)
-                found.append(AnalysedFace(box=box, confidence=face.confidence, embedding=embedding))
-        return [AnalysedFace(f.box, f.confidence, f.embedding, timings_ms=timings) for f in found]
+            embeddings = [self._embed(image, face) for face in faces]
+        return [
+            AnalysedFace(
+                box=Box(x=max(0, face.box.x), y=max(0, face.box.y), w=face.box.w, h=face.box.h),
+                confidence=face.confidence,
+                embedding=embedding,
+                timings_ms=timings,
+            )
+            for face, embedding in zip(faces, embeddings, strict=True)
+        ]
 
     def _explained(self, refusal: Rejected, image: NDArray[np.uint8]) -> Rejected:
         """A "no face" says how small a face this image could have shown, when it matters."""

@@ -15,6 +15,9 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import ClassVar, Generic, TypeVar
 
+from pydantic import BaseModel
+
+from service.contracts.messages import Result
 from service.domain.commands import ListPersons, SearchFaces, TagPerson, UnregisterFaces
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.journal import JournalEntry
@@ -54,8 +57,8 @@ class JournaledAnswers:
             try:
                 decided = await decide()
             except Rejected as refusal:
-                expires = expiring(retention_s) if retention_s is not None else None
-                decided = _refused(owner, action, request_id, refusal, expires)
+                result = failed(request_id, refusal.code, refusal.message)
+                decided = journal_entry(owner, action, result, expires_at=expiry(retention_s))
             return await self._journal.keep(decided)
 
         try:
@@ -117,14 +120,24 @@ class JournaledHandler(Generic[C]):
         return None
 
 
-def _refused(
-    owner: str, action: str, request_id: str, refusal: Rejected, expires_at: datetime | None
+def journal_entry(
+    owner: str,
+    action: str,
+    result: Result,
+    event: BaseModel | None = None,
+    expires_at: datetime | None = None,
+    erased_face_ids: tuple[str, ...] = (),
+    erased_key_ids: tuple[str, ...] = (),
 ) -> JournalEntry:
+    """The entry of a command that answered `result` (and published `event`)."""
     return JournalEntry(
         owner=owner,
         action=action,
-        request_id=request_id,
-        result=failed(request_id, refusal.code, refusal.message).model_dump(mode="json"),
+        request_id=result.RequestId,
+        result=result.model_dump(mode="json"),
+        event=event.model_dump(mode="json") if event is not None else None,
+        erased_face_ids=erased_face_ids,
+        erased_key_ids=erased_key_ids,
         expires_at=expires_at,
     )
 
@@ -135,5 +148,6 @@ def now_ms() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-def expiring(retention_s: float) -> datetime:
-    return now_ms() + timedelta(seconds=retention_s)
+def expiry(retention_s: float | None) -> datetime | None:
+    """When an entry kept `retention_s` expires; None (kept for good) for None."""
+    return None if retention_s is None else now_ms() + timedelta(seconds=retention_s)

@@ -12,7 +12,12 @@ from service.domain.commands import ListPersons, PageStart
 from service.domain.journal import JournalEntry
 from service.domain.paging import next_token
 from service.domain.person import Library, Person
-from service.service_layer.journaled import JournaledAnswers, JournaledHandler, expiring
+from service.service_layer.journaled import (
+    JournaledAnswers,
+    JournaledHandler,
+    expiry,
+    journal_entry,
+)
 from service.service_layer.ports import PersonStore
 
 ACTION = "ListCustomPersons"
@@ -28,7 +33,7 @@ class ListPersonsHandler(JournaledHandler[ListPersons]):
         self._store = store
         # A page holds image URLs and names: its journaled copy must not outlive their erasure
         # by long.
-        self.retention_s = self._answer_retention_s = answer_retention_s
+        self.retention_s = answer_retention_s
 
     async def decide(self, command: ListPersons) -> JournalEntry:
         found = await self._store.page_of_persons(
@@ -49,13 +54,7 @@ class ListPersonsHandler(JournaledHandler[ListPersons]):
             Categories=_categories(page, {library.category_key: library for library in libraries}),
             NextToken=token,
         )
-        return JournalEntry(
-            owner=command.owner,
-            action=ACTION,
-            request_id=command.request_id,
-            result=result.model_dump(mode="json"),
-            expires_at=expiring(self._answer_retention_s),
-        )
+        return journal_entry(command.owner, ACTION, result, expires_at=expiry(self.retention_s))
 
 
 def _categories(page: list[Person], libraries: dict[str, Library]) -> tuple[ListedCategory, ...]:

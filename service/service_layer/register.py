@@ -13,9 +13,8 @@ from service.contracts.face_events import face_registered
 from service.contracts.messages import RegisterSucceeded
 from service.domain.commands import RegisterFace, TagPerson, Texts
 from service.domain.errors import ErrorCode, Rejected
-from service.domain.journal import JournalEntry
 from service.domain.person import FaceImage, ModelProvenance, Person, face_limit_exceeded
-from service.service_layer.journaled import expiring, now_ms
+from service.service_layer.journaled import expiry, journal_entry, now_ms
 from service.service_layer.outcome import Outcome, failed, journaled, unexpected_failure
 from service.service_layer.ports import FaceAnalyser, FaceKeys, ImageFetcher, Journal, PersonStore
 from service.service_layer.retry import RetriesExhausted, RetryPolicy
@@ -47,9 +46,8 @@ class RegisterFaceHandler:
         provenance: ModelProvenance,
         match: MatchPolicy,
         retry: RetryPolicy,
-        max_images_in_memory: int = 8,
+        slots: asyncio.Semaphore,
         vectors: VectorCache | None = None,
-        slots: asyncio.Semaphore | None = None,
         answer_retention_s: float = 7 * 24 * 3600.0,
     ) -> None:
         self._store = store
@@ -58,7 +56,7 @@ class RegisterFaceHandler:
         # A registration waits for a slot before it reads the store: the slots bound the
         # images in memory, and a backlog of hundreds queues here, not in the store or on
         # the event loop, where it would stand between a refusal and its answer.
-        self._slots = slots or asyncio.Semaphore(max_images_in_memory)
+        self._slots = slots
         self._vectors = vectors
         self._answer_retention_s = answer_retention_s
         self._fetcher = fetcher
@@ -75,28 +73,28 @@ class RegisterFaceHandler:
             )
             if kept is not None:
                 return journaled(kept)
-            async with self._slots:
-                face_id = await self._register(command, outcome)
-            outcome.face_id = face_id
-            outcome.result = RegisterSucceeded(
-                RequestId=command.request_id,
-                FaceId=face_id,
-                CategoryId=command.category.display,
-                PersonId=command.person.display,
-            )
-        except Rejected as refusal:
-            outcome.code, outcome.message = refusal.code, refusal.message
+            try:
+                async with self._slots:
+                    face_id = await self._register(command, outcome)
+                outcome.face_id = face_id
+                outcome.result = RegisterSucceeded(
+                    RequestId=command.request_id,
+                    FaceId=face_id,
+                    CategoryId=command.category.display,
+                    PersonId=command.person.display,
+                )
+            except Rejected as refusal:
+                outcome.code, outcome.message = refusal.code, refusal.message
+            await self._journal_unless_derivable(command, outcome)
         except RetriesExhausted as error:
-            outcome.code, outcome.message = ErrorCode.INTERNAL, f"errorMsg:{error}"
-            return outcome
+            outcome.result, outcome.code = None, ErrorCode.INTERNAL
+            outcome.message = f"errorMsg:{error}"
         except Exception as error:
             # Not transient and not a refusal: a bug or an input nothing foresaw. Answered
             # and logged with its traceback, so the partition moves on.
             log.exception("register failed", extra={"request_id": command.request_id})
             failed = unexpected_failure(error)
-            outcome.code, outcome.message = failed.code, failed.message
-            return outcome
-        await self._journal_unless_derivable(command, outcome)
+            outcome.result, outcome.code, outcome.message = None, failed.code, failed.message
         return outcome
 
     async def _journal_unless_derivable(self, command: RegisterFace, outcome: Outcome) -> None:
@@ -114,13 +112,8 @@ class RegisterFaceHandler:
         # removed, the same image removed) are kept for good; the others, the input's own
         # (no face, a bad format, a download), as long as a list's.
         lasting = outcome.code in _LIBRARY_DEPENDENT or outcome.code is None
-        entry = JournalEntry(
-            owner=command.owner,
-            action=ACTION,
-            request_id=command.request_id,
-            result=result.model_dump(mode="json"),
-            expires_at=None if lasting else expiring(self._answer_retention_s),
-        )
+        retention_s = None if lasting else self._answer_retention_s
+        entry = journal_entry(command.owner, ACTION, result, expires_at=expiry(retention_s))
         await self._retry.run(lambda: self._journal.keep(entry))
 
     async def _register(self, command: RegisterFace, outcome: Outcome) -> str:
@@ -161,9 +154,10 @@ class RegisterFaceHandler:
         )
         with timed(timings, "store"):
             # The keys before the image: a stored face always has the keys its event needs.
-            await self._retry.run(lambda: self._keys.key_for(command.owner, face_id))
+            key = await self._retry.run(lambda: self._keys.key_for(command.owner, face_id))
+            text_key = None
             if command.person_name is not None:
-                await self._retry.run(
+                text_key = await self._retry.run(
                     lambda: self._keys.key_for(command.owner, command.text_key_id)
                 )
             stored = await self._retry.run(lambda: self._store.add_image(command, image))
@@ -171,7 +165,7 @@ class RegisterFaceHandler:
         if stored.face_id == face_id:
             # Also when a write that landed was retried and found its image there.
             self._known(command, stored)
-            await self._publish(command, stored, outcome)
+            self._publish(command, stored, outcome, key, text_key)
         return stored.face_id
 
     async def _redone(self, command: RegisterFace, image: FaceImage, outcome: Outcome) -> None:
@@ -184,7 +178,16 @@ class RegisterFaceHandler:
             )
             await self._retry.run(lambda: self._store.tag(tag))
         self._known(command, image)
-        await self._publish(command, image, outcome)
+        # The keys are found, never made: a key that is gone belongs to an erased face,
+        # whose event must not be published again readable.
+        owner = command.owner
+        key = await self._retry.run(lambda: self._keys.find(owner, image.face_id))
+        if key is None:
+            return
+        text_key = None
+        if command.person_name is not None:
+            text_key = await self._retry.run(lambda: self._keys.find(owner, command.text_key_id))
+        self._publish(command, image, outcome, key, text_key)
 
     def _known(self, command: RegisterFace, image: FaceImage) -> None:
         if self._vectors is not None:
@@ -196,17 +199,15 @@ class RegisterFaceHandler:
                 image.embedding,
             )
 
-    async def _publish(self, command: RegisterFace, image: FaceImage, outcome: Outcome) -> None:
-        """The face's event, sealed with the keys made before it was stored. Found, never
-        made here: a key that is gone belongs to an erased face, whose event must not be
-        published again readable."""
-        owner = command.owner
-        key = await self._retry.run(lambda: self._keys.find(owner, image.face_id))
-        if key is None:
-            return
-        text_key = None
-        if command.person_name is not None:
-            text_key = await self._retry.run(lambda: self._keys.find(owner, command.text_key_id))
+    @staticmethod
+    def _publish(
+        command: RegisterFace,
+        image: FaceImage,
+        outcome: Outcome,
+        key: bytes,
+        text_key: bytes | None,
+    ) -> None:
+        """The face's event, sealed with the keys made before it was stored."""
         outcome.image = image
         outcome.event = face_registered(command, image, key, text_key)
 

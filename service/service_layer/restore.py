@@ -72,21 +72,20 @@ async def _apply(stores: Stores, event: FaceEvent) -> str:
 
 async def _registered(stores: Stores, event: FaceRegistered) -> str:
     texts = await _texts(stores, event.Owner, event.PersonTexts)
+    named = texts_tag(event.Owner, event.RequestId, event.CategoryId, event.PersonId, texts)
     key = await stores.keys.find(event.Owner, event.FaceId)
     if key is None or await stores.journal.erased(event.Owner, event.FaceId):
         # The face is gone; the person and library it made stay made, spelled as it spelled
         # them, and the name it brought stays with the person (see above). Made in vain
         # when the person went too: the unregistration later in the log removes it again.
-        tag = texts_tag(event.Owner, event.RequestId, event.CategoryId, event.PersonId, texts)
-        await stores.persons.tag(tag, create_person=True)
+        await stores.persons.tag(named, create_person=True)
         return "erased"
     command, image = opened(event, key, texts)
     added = await stores.persons.restore(command, image)
     if not added and texts is not None:
         # Applied again over a store that has it (the embedded store at a new assignment):
         # its name is set again, as the live command set it at this point of the log.
-        tag = texts_tag(event.Owner, event.RequestId, event.CategoryId, event.PersonId, texts)
-        await stores.persons.tag(tag, create_person=True)
+        await stores.persons.tag(named, create_person=True)
     return "stored" if added else "already present"
 
 

@@ -17,7 +17,12 @@ from service.domain.face_vectors import Match, nearest_persons
 from service.domain.faces import AnalysedFace
 from service.domain.journal import JournalEntry
 from service.domain.person import Library, Person
-from service.service_layer.journaled import JournaledAnswers, JournaledHandler, expiring
+from service.service_layer.journaled import (
+    JournaledAnswers,
+    JournaledHandler,
+    expiry,
+    journal_entry,
+)
 from service.service_layer.lookups import category_not_found
 from service.service_layer.ports import FaceAnalyser, ImageFetcher, PersonStore
 from service.service_layer.retry import RetryPolicy
@@ -51,7 +56,7 @@ class SearchFacesHandler(JournaledHandler[SearchFaces]):
         self._match_distance = match_distance
         # An answer holds persons' names, a refusal may be a fetch that would pass now:
         # kept no longer than a list's.
-        self.retention_s = self._answer_retention_s = answer_retention_s
+        self.retention_s = answer_retention_s
 
     async def decide(self, command: SearchFaces) -> JournalEntry:
         owner = command.owner
@@ -83,13 +88,7 @@ class SearchFacesHandler(JournaledHandler[SearchFaces]):
                 for face, matches in zip(faces, found, strict=True)
             ),
         )
-        return JournalEntry(
-            owner=owner,
-            action=ACTION,
-            request_id=command.request_id,
-            result=result.model_dump(mode="json"),
-            expires_at=expiring(self._answer_retention_s),
-        )
+        return journal_entry(owner, ACTION, result, expires_at=expiry(self.retention_s))
 
 
 def _face(

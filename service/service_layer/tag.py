@@ -6,7 +6,7 @@ from service.contracts.face_events import person_tagged
 from service.contracts.messages import PersonTagged, TagSucceeded
 from service.domain.commands import TagPerson
 from service.domain.journal import JournalEntry
-from service.service_layer.journaled import JournaledAnswers, JournaledHandler
+from service.service_layer.journaled import JournaledAnswers, JournaledHandler, journal_entry
 from service.service_layer.lookups import named_person
 from service.service_layer.ports import FaceKeys, PersonStore
 
@@ -45,10 +45,4 @@ def tagged_entry(event: PersonTagged) -> JournalEntry:
     result = TagSucceeded(
         RequestId=event.RequestId, CategoryId=event.CategoryId, PersonId=event.PersonId
     )
-    return JournalEntry(
-        owner=event.Owner,
-        action=ACTION,
-        request_id=event.RequestId,
-        result=result.model_dump(mode="json"),
-        event=event.model_dump(mode="json"),
-    )
+    return journal_entry(event.Owner, ACTION, result, event)

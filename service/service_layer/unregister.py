@@ -7,7 +7,12 @@ from service.domain.commands import UnregisterFaces
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.journal import JournalEntry
 from service.domain.person import FaceImage, Person
-from service.service_layer.journaled import JournaledAnswers, JournaledHandler, now_ms
+from service.service_layer.journaled import (
+    JournaledAnswers,
+    JournaledHandler,
+    journal_entry,
+    now_ms,
+)
 from service.service_layer.lookups import category_not_found
 from service.service_layer.ports import FaceKeys, PersonStore
 from service.service_layer.vector_cache import VectorCache
@@ -96,12 +101,11 @@ def unregistered_entry(event: FacesUnregistered) -> JournalEntry:
         FaceId=event.FaceId,
         UnregisteredFaceCount=len(event.FaceIds),
     )
-    return JournalEntry(
-        owner=event.Owner,
-        action=ACTION,
-        request_id=event.RequestId,
-        result=result.model_dump(mode="json"),
-        event=event.model_dump(mode="json"),
+    return journal_entry(
+        event.Owner,
+        ACTION,
+        result,
+        event,
         erased_face_ids=event.FaceIds,
         erased_key_ids=event.KeyIds,
     )

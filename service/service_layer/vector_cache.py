@@ -60,7 +60,3 @@ class VectorCache:
 
     def forget(self) -> None:
         self._libraries.clear()
-
-    @property
-    def faces(self) -> int:
-        return sum(len(library) for library in self._libraries.values())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from motor.motor_asyncio import AsyncIOMotorClient
 
 from service.adapters.face_keys import MongoFaceKeys
@@ -36,6 +38,7 @@ async def test_an_unreachable_store_ends_in_internal_error_after_the_retries() -
         provenance=ModelProvenance("Dlib", "mtcnn", ""),
         match=MatchPolicy(enabled=True, max_distance=0.6),
         retry=RetryPolicy(attempts=3, base_delay_s=0.01),
+        slots=asyncio.Semaphore(1),
     )
     command = register_face(image_url="http://127.0.0.1:1/a.png")
     try:

@@ -46,7 +46,7 @@ def handler(
         provenance=ModelProvenance("Dlib", "mtcnn", "sha"),
         match=MatchPolicy(enabled=True, max_distance=0.6),
         retry=RetryPolicy(attempts=attempts, base_delay_s=0),
-        max_images_in_memory=slots,
+        slots=asyncio.Semaphore(slots),
     )
 
 
