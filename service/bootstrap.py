@@ -22,11 +22,13 @@ from service.adapters.broker_connection import (
 from service.adapters.dead_letters import KafkaDeadLetters
 from service.adapters.embedded_kafka import EmbeddedKafka, ensure_topics
 from service.adapters.event_log import UnreadableEvent, read_face_events
+from service.adapters.face_embedder import Embedding, runtime_name
 from service.adapters.face_keys import FileFaceKeys, MongoFaceKeys
 from service.adapters.image_fetcher import FetchLimits, HttpImageFetcher
 from service.adapters.inference_pool import EngineConfig, InferencePool
 from service.adapters.journal import MongoJournal
-from service.adapters.model_weights import place_weights
+from service.adapters.model_weights import MissingWeights, PlacedWeights, place_weights
+from service.adapters.mtcnn_networks import MtcnnNetworks
 from service.adapters.person_store import MongoPersonStore
 from service.adapters.public_address import AddressPolicy
 from service.adapters.result_publisher import KafkaJsonPublisher
@@ -205,6 +207,7 @@ def bootstrap(
             model=settings.face_model,
             detector=settings.face_detector,
             weights_sha256=weights_sha256,
+            runtime=runtime_name(settings.face_embedder_runtime),
         ),
         match=MatchPolicy(settings.face_match_enabled, settings.face_match_max_distance),
         retry=retry,
@@ -267,8 +270,12 @@ async def open_pipeline(
     dead_letters: DeadLetters,
 ) -> AsyncIterator[Pipeline]:
     async with AsyncExitStack() as stack:
-        weights = place_weights(settings.deepface_home, settings.face_model, settings.face_detector)
-        inference = InferencePool(_engine_config(settings), workers=settings.inference_workers)
+        weights = await asyncio.to_thread(
+            place_weights, settings.deepface_home, settings.face_model, settings.face_detector
+        )
+        inference = InferencePool(
+            _engine_config(settings, weights), workers=settings.inference_workers
+        )
         stack.push_async_callback(inference.close)
         log.info(
             "loading models",
@@ -308,9 +315,10 @@ def image_fetcher(settings: Settings) -> HttpImageFetcher:
     )
 
 
-def _engine_config(settings: Settings) -> EngineConfig:
+def _engine_config(settings: Settings, weights: PlacedWeights) -> EngineConfig:
+    if weights.model_weights is None:
+        raise MissingWeights(f"no weights file for {settings.face_model!r}")
     return EngineConfig(
-        model_name=settings.face_model,
         detector_name=settings.face_detector,
         policy=FacePolicy(
             min_confidence=settings.face_min_confidence,
@@ -321,7 +329,12 @@ def _engine_config(settings: Settings) -> EngineConfig:
         max_pixels=settings.image_max_pixels,
         detect_max_side_px=settings.face_detect_max_side_px,
         deepface_home=str(settings.deepface_home),
-        detector_graphs=settings.face_detector_graphs,
+        embedding=Embedding(
+            runtime=settings.face_embedder_runtime,
+            weights=weights.model_weights,
+            graph=weights.model_graph,
+        ),
+        detection=MtcnnNetworks(settings.face_detector_runtime, weights.detector_graphs),
     )
 
 

@@ -10,6 +10,9 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.adapters.face_embedder import EmbedderRuntime
+from service.adapters.mtcnn_networks import DetectorRuntime
+
 CommaList = Annotated[tuple[str, ...], NoDecode]
 PortList = Annotated[tuple[int, ...], NoDecode]
 
@@ -181,11 +184,18 @@ class Settings(BaseSettings):
     face_match_enabled: bool = Field(
         True, description="Refuse a face that matches none of the person's faces."
     )
-    face_detector_graphs: bool = Field(
-        True,
-        description="Run mtcnn's three networks as TensorFlow graphs, bit for bit the eager "
-        "Keras networks' output at about half the detection CPU. false: eager Keras, the "
-        "reference.",
+    face_detector_runtime: DetectorRuntime = Field(
+        "onnxruntime",
+        description="What runs mtcnn's three networks: `onnxruntime`, graphs built from the "
+        "mtcnn package's weight files (the least CPU, outputs within about 1e-6 of Keras', the "
+        "same faces); `tensorflow`, the Keras models as TensorFlow graphs, bit for bit the "
+        "eager output; `keras`, eager Keras as mtcnn runs it, the reference.",
+    )
+    face_embedder_runtime: EmbedderRuntime = Field(
+        "onnxruntime",
+        description="What runs the Dlib ResNet: `onnxruntime`, the network read from dlib's "
+        "own weights file (about 8x less CPU, within 1e-6 of dlib), or `dlib`, dlib-bin itself "
+        "as DeepFace calls it, the reference. Each face records the runtime that embedded it.",
     )
     face_match_max_distance: float = Field(
         0.6, gt=0, description="Largest euclidean distance at which two faces match (Dlib)."

@@ -12,8 +12,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from service.adapters.face_embedder import CHIP_SIDE, Embedding, FaceEmbedder
 from service.adapters.face_search import FaceSearch
 from service.adapters.image_decoder import decode_image
+from service.adapters.mtcnn_networks import MtcnnNetworks
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.faces import (
     AnalysedFace,
@@ -30,34 +32,38 @@ _WARM_UP_SIZE = 160
 
 
 class DeepFaceEngine:
+    """DeepFace's Dlib recognition model behind its detectors: the embedding is the one
+    `DeepFace.represent(model_name="Dlib")` computes for the same face."""
+
     def __init__(
         self,
-        model_name: str,
         detector_name: str,
         policy: FacePolicy,
         max_pixels: int,
         max_level_side_px: int,
-        detector_graphs: bool = False,
+        embedding: Embedding,
+        detection: MtcnnNetworks,
     ) -> None:
-        self.model_name = model_name
         self.detector_name = detector_name
         self._policy = policy
         self._max_pixels = max_pixels
         self._max_level_side = max_level_side_px
-        self._detector_graphs = detector_graphs
-        self._model: Any = None
+        self._detection = detection
+        self._embedding = embedding
+        self._embedder: FaceEmbedder | None = None
         self._detector: Any = None
         self._search: FaceSearch | None = None
 
     def load(self) -> None:
         """Build both models and run them once, so the first command pays no start-up cost."""
-        from deepface.modules import modeling
-
-        self._model = modeling.build_model(task="facial_recognition", model_name=self.model_name)
-        self._detector = modeling.build_model(task="face_detector", model_name=self.detector_name)
+        self._embedder = self._embedding.embedder()
         if self.detector_name == "mtcnn":
-            self._search = FaceSearch(
-                self._detector.model, self._max_level_side, self._detector_graphs
+            self._search = FaceSearch(self._detection.load(), self._max_level_side)
+        else:
+            from deepface.modules import modeling
+
+            self._detector = modeling.build_model(
+                task="face_detector", model_name=self.detector_name
             )
         blank = np.zeros((_WARM_UP_SIZE, _WARM_UP_SIZE, 3), dtype=np.uint8)
         self._detect(blank)
@@ -164,14 +170,17 @@ class DeepFaceEngine:
     def _embed_crop(self, crop: NDArray[Any]) -> tuple[float, ...]:
         from deepface.modules import preprocessing
 
-        height, width = self._model.input_shape
+        assert self._embedder is not None, "engine used before load()"
         # DeepFace scales the crop to [0, 1] before it resizes it: resizing the 8-bit crop
         # instead rounds every interpolated pixel, which moved embeddings by up to 0.011.
         if crop.dtype == np.uint8:
             crop = crop.astype(np.float64) / 255
-        batch = preprocessing.resize_image(img=crop, target_size=(width, height))
-        batch = preprocessing.normalize_input(img=batch, normalization="base")
-        return tuple(float(v) for v in self._model.forward(batch))
+        [chip] = preprocessing.resize_image(img=crop, target_size=(CHIP_SIDE, CHIP_SIDE))
+        # Then, as DeepFace's Dlib client does: RGB, back to 0-255, truncated to 8 bits.
+        chip = chip[:, :, ::-1]
+        if chip.max() <= 1:
+            chip = chip * 255
+        return self._embedder.embed(np.ascontiguousarray(chip.astype(np.uint8)))
 
 
 def _deepface_border(image: NDArray[np.uint8]) -> tuple[int, int]:

@@ -20,22 +20,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from mtcnn.utils.bboxes import (
-    adjust_bboxes,
-    generate_bounding_box,
-    limit_bboxes,
-    pick_matches,
-    replace_confidence,
-    resize_to_square,
-    smart_nms_from_bboxes,
-    to_json,
-    upscale_bboxes,
-)
-from mtcnn.utils.images import build_scale_pyramid
-from mtcnn.utils.landmarks import adjust_landmarks
 from numpy.typing import NDArray
 
+from service.adapters import mtcnn_boxes as boxes_of
 from service.adapters.area_pyramid import area_levels
+from service.adapters.mtcnn_networks import Networks
 
 # mtcnn's defaults, which DeepFace keeps.
 _MIN_FACE_SIZE = 20
@@ -48,40 +37,17 @@ _ONET_NMS = 0.7
 Floats = NDArray[np.float32]
 
 
-def _graph(model: Any, shape: list[int | None]) -> Any:
-    """`model` as one TensorFlow graph for every input of `shape` (None: any size): a
-    signature with open dimensions, so no new trace per pyramid level or batch size."""
-    import tensorflow as tf
-
-    signature = [tf.TensorSpec(shape, tf.float32)]
-    run = tf.function(model, input_signature=signature)
-    return lambda batch: run(tf.convert_to_tensor(batch, tf.float32))
-
-
 def _normalized(pixels: NDArray[Any]) -> Floats:
     normalized: Floats = (pixels.astype(np.float32) - np.float32(127.5)) / np.float32(128)
     return normalized
 
 
 class FaceSearch:
-    """Finds faces the way `mtcnn.MTCNN.detect_faces` does, on a BGR uint8 image.
+    """Finds faces the way `mtcnn.MTCNN.detect_faces` does, on a BGR uint8 image, with
+    mtcnn's three networks on any runtime (mtcnn_networks.py)."""
 
-    `graphs`: the three networks run as TensorFlow graphs (`tf.function`), traced once
-    for any input size, instead of layer by layer in eager Keras, which costs a few
-    milliseconds of dispatch per call whatever the input (P-Net is called once per pyramid
-    level). Same kernels on the same inputs: the outputs are bit for bit the eager ones
-    (tests/integration/test_face_search.py). Off, the eager networks are the reference.
-    """
-
-    def __init__(self, mtcnn: Any, max_level_side_px: int, graphs: bool = False) -> None:
-        pnet, rnet, onet = (stage._model for stage in mtcnn.stages)
-        if graphs:
-            pnet, rnet, onet = (
-                _graph(pnet, [1, None, None, 3]),
-                _graph(rnet, [None, 24, 24, 3]),
-                _graph(onet, [None, 48, 48, 3]),
-            )
-        self._pnet, self._rnet, self._onet = pnet, rnet, onet
+    def __init__(self, networks: Networks, max_level_side_px: int) -> None:
+        self._pnet, self._rnet, self._onet = networks
         self._max_level_side = max_level_side_px
 
     def detect_faces(
@@ -98,12 +64,7 @@ class FaceSearch:
             boxes = self._refine(canvas, boxes)
         if len(boxes):
             boxes = self._finish(canvas, boxes)
-        if not len(boxes):
-            return []
-        shape = np.asarray([[canvas.height, canvas.width, 3]])
-        boxes = limit_bboxes(boxes, images_shapes=shape, limit_landmarks=False)
-        found: list[dict[str, Any]] = to_json(boxes, images_count=1)[0]
-        return found
+        return boxes_of.as_faces(boxes_of.inside(boxes, canvas.height, canvas.width))
 
     def smallest_face_px(self, image: NDArray[np.uint8], pad_y: int, pad_x: int) -> int:
         """The smallest face `detect_faces` can find in this image with this border.
@@ -116,9 +77,7 @@ class FaceSearch:
 
     def levels(self, height: int, width: int) -> list[float]:
         """The pyramid's scales that this search visits, largest first."""
-        scales = build_scale_pyramid(
-            width, height, min_face_size=_MIN_FACE_SIZE, scale_factor=_SCALE_FACTOR
-        )
+        scales = boxes_of.scale_pyramid(width, height, _MIN_FACE_SIZE, _SCALE_FACTOR)
         if not self._max_level_side:
             return [float(s) for s in scales]
         longest = max(height, width)
@@ -128,42 +87,38 @@ class FaceSearch:
         per_level = []
         scales = self.levels(canvas.height, canvas.width)
         for scale, level in zip(scales, canvas.levels(scales), strict=True):
-            offsets, scores = self._pnet(level[None])
-            boxes = generate_bounding_box(offsets, scores, _THRESHOLDS[0])
-            boxes = upscale_bboxes(boxes, np.asarray([scale]))
-            per_level.append(
-                smart_nms_from_bboxes(
-                    boxes, threshold=_PNET_NMS[0], method="union", initial_sort=False
-                )
-            )
+            offsets, scores = _arrays(self._pnet(level[None]))
+            boxes = boxes_of.proposals(offsets, scores, _THRESHOLDS[0], scale)
+            per_level.append(boxes_of.suppressed(boxes, _PNET_NMS[0], "union", sort=False))
         if not per_level:
             return np.empty((0, 6), dtype=np.float32)
         boxes = np.concatenate(per_level, axis=0)
-        boxes = smart_nms_from_bboxes(
-            boxes, threshold=_PNET_NMS[1], method="union", initial_sort=True
-        )
-        return np.asarray(resize_to_square(boxes))
+        boxes = boxes_of.suppressed(boxes, _PNET_NMS[1], "union", sort=True)
+        return boxes_of.squared(boxes)
 
     def _refine(self, canvas: _Canvas, boxes: Floats) -> Floats:
-        offsets, scores = self._rnet(canvas.patches(boxes, 24))
-        boxes = adjust_bboxes(replace_confidence(boxes, scores), offsets)
-        boxes = pick_matches(boxes, score_threshold=_THRESHOLDS[1])
+        offsets, scores = _arrays(self._rnet(canvas.patches(boxes, 24)))
+        boxes = boxes_of.regressed(boxes_of.rescored(boxes, scores), offsets)
+        boxes = boxes_of.over(boxes, _THRESHOLDS[1])
         if not len(boxes):
-            return np.asarray(boxes)
-        boxes = smart_nms_from_bboxes(boxes, threshold=_RNET_NMS, method="union", initial_sort=True)
-        return np.asarray(resize_to_square(boxes))
+            return boxes
+        boxes = boxes_of.suppressed(boxes, _RNET_NMS, "union", sort=True)
+        return boxes_of.squared(boxes)
 
     def _finish(self, canvas: _Canvas, boxes: Floats) -> Floats:
-        offsets, landmarks, scores = self._onet(canvas.patches(boxes, 48))
-        landmarks = adjust_landmarks(landmarks, boxes)
-        boxes = adjust_bboxes(replace_confidence(boxes, scores), offsets)
+        offsets, landmarks, scores = _arrays(self._onet(canvas.patches(boxes, 48)))
+        landmarks = boxes_of.landmarks_in_image(landmarks, boxes)
+        boxes = boxes_of.regressed(boxes_of.rescored(boxes, scores), offsets)
         boxes = np.concatenate([boxes, landmarks], axis=-1)
-        boxes = pick_matches(boxes, scores_column=5, score_threshold=_THRESHOLDS[2])
+        boxes = boxes_of.over(boxes, _THRESHOLDS[2], column=5)
         if not len(boxes):
-            return np.asarray(boxes)
-        return np.asarray(
-            smart_nms_from_bboxes(boxes, threshold=_ONET_NMS, method="min", initial_sort=True)
-        )
+            return boxes
+        return boxes_of.suppressed(boxes, _ONET_NMS, "min", sort=True)
+
+
+def _arrays(outputs: Sequence[Any]) -> list[NDArray[Any]]:
+    """A network's outputs as NumPy arrays, from any runtime (a tf.Tensor converts)."""
+    return [np.asarray(output) for output in outputs]
 
 
 class _Canvas:

@@ -6,6 +6,7 @@ import io
 import struct
 import warnings
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -41,7 +42,8 @@ def decode_image(data: bytes, max_pixels: int) -> NDArray[np.uint8]:
             f"the bytes are not a decodable JPEG, PNG, WebP, BMP or GIF image "
             f"({type(error).__name__})",
         ) from None
-    return np.ascontiguousarray(rgb[:, :, ::-1])
+    # One pass: NumPy's reversed-channel copy is several times slower at 12 MP.
+    return np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), dtype=np.uint8)
 
 
 _ORIENTATION = 0x0112
@@ -57,6 +59,8 @@ _TRANSPOSES = {
 
 
 def _upright(image: Image.Image) -> Image.Image:
+    if image.getexif().get(_ORIENTATION, 1) == 1:
+        return image  # exif_transpose would copy every pixel to change none
     try:
         return ImageOps.exif_transpose(image)
     except (struct.error, ValueError, TypeError):
@@ -72,4 +76,5 @@ def _to_rgb(image: Image.Image) -> NDArray[np.uint8]:
         wide = np.asarray(image).astype(np.uint32)
         gray = (np.clip(wide, 0, 65535) >> 8).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
-    return np.asarray(image.convert("RGB"))
+    # convert() copies even an RGB image: 36 MB at 12 MP.
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))

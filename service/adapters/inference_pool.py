@@ -1,7 +1,8 @@
 """Face inference in worker processes, one model copy each, off the event loop.
 
-A process per core: TensorFlow and dlib each run their kernels on one thread here, so
-processes, not threads, are what put both cores to work.
+A process per core: ONNX Runtime (and, on the reference path, TensorFlow and dlib) run
+their kernels on one thread here, so processes, not threads, are what put the cores to
+work.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TypeVar
 
+from service.adapters.face_embedder import Embedding
+from service.adapters.mtcnn_networks import MtcnnNetworks
 from service.domain.errors import TransientError
 from service.domain.faces import AnalysedFace, FacePolicy
 
@@ -28,13 +31,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class EngineConfig:
-    model_name: str
     detector_name: str
     policy: FacePolicy
     max_pixels: int
     detect_max_side_px: int
     deepface_home: str
-    detector_graphs: bool = True
+    embedding: Embedding
+    detection: MtcnnNetworks
 
 
 _engine = None
@@ -67,12 +70,12 @@ def _start_worker(config: EngineConfig) -> None:
 
     global _engine
     _engine = DeepFaceEngine(
-        config.model_name,
         config.detector_name,
         config.policy,
         config.max_pixels,
         config.detect_max_side_px,
-        config.detector_graphs,
+        config.embedding,
+        config.detection,
     )
     _engine.load()
 

@@ -1,12 +1,19 @@
-"""Model weights come from installed packages, placed where DeepFace looks for them."""
+"""Model weights come from installed packages, placed where DeepFace looks for them.
+
+Beside them go the ONNX graphs built from the weights: the Dlib ResNet's (dlib_graph.py)
+and mtcnn's three networks (mtcnn_graphs.py, from the files the mtcnn package ships). Each
+is made once per weights file, so a service finds it in place at start-up, and an image
+built with the weights placed carries them.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 # DeepFace model or detector name -> weight files it loads from $DEEPFACE_HOME.
@@ -22,9 +29,18 @@ class MissingWeights(RuntimeError):
     """A model needs weights that no installed package provides; nothing is downloaded."""
 
 
+# Part of the graph's file name: a change to how the graph is built makes a new file.
+_GRAPH_VERSION = 1
+
+
 @dataclass(frozen=True)
 class PlacedWeights:
     model_weights_sha256: str
+    model_weights: Path | None = None
+    # The recognition model as an ONNX graph; None for a model that has none.
+    model_graph: Path | None = None
+    # mtcnn's P-Net, R-Net and O-Net as ONNX graphs; None for another detector.
+    detector_graphs: tuple[Path, Path, Path] | None = None
 
 
 def _packaged_models_dir() -> Path:
@@ -47,9 +63,54 @@ def place_weights(deepface_home: Path, model: str, detector: str) -> PlacedWeigh
             _copy_if_changed(_packaged_models_dir() / file_name, target_dir / file_name)
     # Read at call time by DeepFace, so setting it before the first model build suffices.
     os.environ["DEEPFACE_HOME"] = str(deepface_home)
+    detector_graphs = _mtcnn_graphs(target_dir) if detector == "mtcnn" else None
     model_files = _WEIGHT_FILES.get(model, ())
-    digest = _sha256(target_dir / model_files[0]) if model_files else ""
-    return PlacedWeights(model_weights_sha256=digest)
+    if not model_files:
+        return PlacedWeights(model_weights_sha256="", detector_graphs=detector_graphs)
+    weights = target_dir / model_files[0]
+    digest = _sha256(weights)
+    graph = None
+    if model == "Dlib":
+        graph = _placed_graph(target_dir, weights, digest, partial(_resnet_graph, weights))
+    return PlacedWeights(
+        model_weights_sha256=digest,
+        model_weights=weights,
+        model_graph=graph,
+        detector_graphs=detector_graphs,
+    )
+
+
+def _resnet_graph(weights: Path) -> bytes:
+    from service.adapters.dlib_graph import build_graph
+    from service.adapters.dlib_weights import read_network
+
+    return build_graph(read_network(weights))
+
+
+def _mtcnn_graphs(target_dir: Path) -> tuple[Path, Path, Path]:
+    from service.adapters.mtcnn_graphs import build_graph, weight_file
+
+    pnet, rnet, onet = (
+        _placed_graph(
+            target_dir,
+            weight_file(network),
+            _sha256(weight_file(network)),
+            partial(build_graph, network),
+            prefix="mtcnn-",
+        )
+        for network in ("pnet", "rnet", "onet")
+    )
+    return pnet, rnet, onet
+
+
+def _placed_graph(
+    target_dir: Path, weights: Path, digest: str, build: Callable[[], bytes], prefix: str = ""
+) -> Path:
+    """The graph of `weights` (whose sha256 is `digest`) in `target_dir`, built if absent."""
+    target = target_dir / f"{prefix}{weights.stem}.graph{_GRAPH_VERSION}-{digest[:16]}.onnx"
+    if not target.is_file():
+        _write_atomically(target, build())
+    return target
 
 
 def _copy_if_changed(source: Path, target: Path) -> None:
@@ -57,15 +118,16 @@ def _copy_if_changed(source: Path, target: Path) -> None:
         raise MissingWeights(f"packaged weight file {source} is missing")
     if target.is_file() and target.stat().st_size == source.stat().st_size:
         return
-    # A name of its own: two services starting at once on one DEEPFACE_HOME each copy,
+    _write_atomically(target, source.read_bytes())
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    # A name of its own: two services starting at once on one DEEPFACE_HOME each write,
     # and the last atomic rename wins with an identical file.
-    with (
-        tempfile.NamedTemporaryFile(
-            dir=target.parent, prefix=target.name, suffix=".partial", delete=False
-        ) as partial,
-        source.open("rb") as packaged,
-    ):
-        shutil.copyfileobj(packaged, partial)
+    with tempfile.NamedTemporaryFile(
+        dir=target.parent, prefix=target.name, suffix=".partial", delete=False
+    ) as partial:
+        partial.write(data)
     Path(partial.name).replace(target)
 
 

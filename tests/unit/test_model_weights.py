@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from service.adapters.dlib_weights import UnexpectedWeights, read_network
 from service.adapters.model_weights import place_weights
 
 
-def test_services_starting_at_once_on_one_home_all_place_the_same_weights(
+def test_services_starting_at_once_on_one_home_all_place_the_same_weights_and_graph(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))  # place_weights sets it; restored after
@@ -19,7 +20,67 @@ def test_services_starting_at_once_on_one_home_all_place_the_same_weights(
         placed = list(pool.map(lambda _: place_weights(tmp_path, "Dlib", "mtcnn"), range(6)))
 
     assert len({p.model_weights_sha256 for p in placed}) == 1
+    assert len({(p.model_graph, p.detector_graphs) for p in placed}) == 1
     weights = tmp_path / ".deepface" / "weights"
-    assert sorted(p.name for p in weights.iterdir()) == [
-        "dlib_face_recognition_resnet_model_v1.dat"
+    digest = placed[0].model_weights_sha256[:16]
+    names = sorted(p.name for p in weights.iterdir())
+    assert names[:2] == [
+        "dlib_face_recognition_resnet_model_v1.dat",
+        f"dlib_face_recognition_resnet_model_v1.graph1-{digest}.onnx",
     ]
+    assert [name.split(".")[0] for name in names[2:]] == ["mtcnn-onet", "mtcnn-pnet", "mtcnn-rnet"]
+
+
+def test_a_placed_graph_is_found_in_place_not_built_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
+    first = place_weights(tmp_path, "Dlib", "mtcnn")
+    assert first.model_graph is not None
+    built = first.model_graph.stat().st_mtime_ns
+
+    again = place_weights(tmp_path, "Dlib", "mtcnn")
+
+    assert again.model_graph == first.model_graph
+    assert again.model_graph.stat().st_mtime_ns == built
+
+
+def test_the_resnet_weights_file_reads_as_dlibs_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
+    weights = place_weights(tmp_path, "Dlib", "mtcnn").model_weights
+    assert weights is not None
+
+    network = read_network(weights)
+
+    assert network.scaling.size == 150
+    kinds = [type(layer).__name__ for layer in network.layers]
+    # 29 convolutions, each with its affine layer; one 128-wide dense layer at the end.
+    assert kinds.count("Conv") == kinds.count("Affine") == 29
+    assert kinds[-1] == "Dense"
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.999])
+def test_a_cut_weights_file_is_refused_not_half_read(
+    keep: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
+    weights = place_weights(tmp_path, "Dlib", "mtcnn").model_weights
+    assert weights is not None
+    data = weights.read_bytes()
+    cut = tmp_path / "cut.dat"
+    cut.write_bytes(data[: int(len(data) * keep)])
+
+    with pytest.raises(UnexpectedWeights):
+        read_network(cut)
+
+
+def test_a_different_network_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
+    # The 5-point shape predictor is dlib's too, but no ResNet.
+    place_weights(tmp_path, "Dlib", "dlib")
+    other = tmp_path / ".deepface" / "weights" / "shape_predictor_5_face_landmarks.dat"
+
+    with pytest.raises(UnexpectedWeights):
+        read_network(other)
