@@ -52,6 +52,14 @@ async def test_a_worker_returns_the_face_and_its_embedding(pool: InferencePool) 
     assert len(face.embedding) == 128 and face.confidence > 0.9
 
 
+async def test_a_worker_on_the_default_runtimes_never_loads_tensorflow(pool: InferencePool) -> None:
+    await pool.analyse(fixture_bytes("astronaut.png"))
+    for pid in pool.worker_pids():
+        mapped = Path(f"/proc/{pid}/maps").read_text()
+        assert "onnxruntime" in mapped  # what runs the networks instead
+        assert "tensorflow" not in mapped
+
+
 async def test_a_refusal_crosses_the_process_boundary_with_its_code(pool: InferencePool) -> None:
     with pytest.raises(Rejected) as refused:
         await pool.analyse(fixture_bytes("coffee.png"))
