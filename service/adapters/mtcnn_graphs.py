@@ -26,6 +26,17 @@ INPUT = "images"
 # ("conv", padding), ("prelu",), ("pool", size, stride, padding), ("flatten",), ("dense",),
 # then the heads: ("head", kind, name, softmax).
 _Layer = tuple[Any, ...]
+# R-Net and O-Net begin alike: three convolutions, the first two pooled.
+_REFINING: list[_Layer] = [
+    ("conv",),
+    ("prelu",),
+    ("pool", 3, 2, "same"),
+    ("conv",),
+    ("prelu",),
+    ("pool", 3, 2, "valid"),
+    ("conv",),
+    ("prelu",),
+]
 _BODIES: dict[str, list[_Layer]] = {
     "pnet": [
         ("conv",),
@@ -36,28 +47,9 @@ _BODIES: dict[str, list[_Layer]] = {
         ("conv",),
         ("prelu",),
     ],
-    "rnet": [
-        ("conv",),
-        ("prelu",),
-        ("pool", 3, 2, "same"),
-        ("conv",),
-        ("prelu",),
-        ("pool", 3, 2, "valid"),
-        ("conv",),
-        ("prelu",),
-        ("flatten",),
-        ("dense",),
-        ("prelu",),
-    ],
+    "rnet": [*_REFINING, ("flatten",), ("dense",), ("prelu",)],
     "onet": [
-        ("conv",),
-        ("prelu",),
-        ("pool", 3, 2, "same"),
-        ("conv",),
-        ("prelu",),
-        ("pool", 3, 2, "valid"),
-        ("conv",),
-        ("prelu",),
+        *_REFINING,
         ("pool", 2, 2, "same"),
         ("conv",),
         ("prelu",),
