@@ -14,11 +14,13 @@ from tests.support.images import (
     tom_variants,
 )
 
+KINDS = ("portrait", "photo-1080", "photo-12mp", "small-face", "no-face", "several-faces")
+
 
 @dataclass(frozen=True)
 class BenchImage:
     name: str
-    kind: str  # portrait, photo-1080, photo-12mp, small-face, no-face, several-faces
+    kind: str  # one of KINDS
     data: bytes
 
     @property

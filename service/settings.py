@@ -13,6 +13,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from service.adapters.face_embedder import EmbedderRuntime
 from service.adapters.mtcnn_networks import DetectorRuntime
 
+# The embedded broker holds a fetch for its whole wait, even once records arrive.
+EMBEDDED_FETCH_MAX_WAIT_MS = 10
+
 CommaList = Annotated[tuple[str, ...], NoDecode]
 PortList = Annotated[tuple[int, ...], NoDecode]
 
@@ -291,7 +294,7 @@ class Settings(BaseSettings):
     def fetch_max_wait_ms(self) -> int:
         if self.kafka_fetch_max_wait_ms is not None:
             return self.kafka_fetch_max_wait_ms
-        return 10 if self.uses_embedded_kafka else 500
+        return EMBEDDED_FETCH_MAX_WAIT_MS if self.uses_embedded_kafka else 500
 
     @property
     def idempotent_producer(self) -> bool:

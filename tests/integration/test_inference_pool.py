@@ -55,7 +55,7 @@ async def test_a_worker_returns_the_face_and_its_embedding(pool: InferencePool) 
 async def test_a_worker_on_the_default_runtimes_never_loads_tensorflow(pool: InferencePool) -> None:
     await pool.analyse(fixture_bytes("astronaut.png"))
     for pid in pool.worker_pids():
-        mapped = Path(f"/proc/{pid}/maps").read_text()
+        mapped = await asyncio.to_thread(Path(f"/proc/{pid}/maps").read_text)
         assert "onnxruntime" in mapped  # what runs the networks instead
         assert "tensorflow" not in mapped
 

@@ -35,8 +35,11 @@ class CommandClient:
         results_topic: str,
         events_topic: str = "",
         dlq_topic: str = "",
+        fetch_max_wait_ms: int | None = None,
     ) -> None:
+        """`fetch_max_wait_ms`: the result consumer's; unset, what suits the suite's broker."""
         self._bootstrap = bootstrap
+        self._fetch_max_wait_ms = fetch_max_wait_ms or suite_kafka.client_fetch_max_wait_ms()
         self.commands_topic = commands_topic
         self.results_topic = results_topic
         self.events_topic = events_topic
@@ -55,7 +58,7 @@ class CommandClient:
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
-            fetch_max_wait_ms=suite_kafka.client_fetch_max_wait_ms(),
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
         )
         await self._consumer.start()
         assigned = [
