@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from faststream import FastStream
@@ -271,7 +272,14 @@ async def open_pipeline(
 ) -> AsyncIterator[Pipeline]:
     async with AsyncExitStack() as stack:
         weights = await asyncio.to_thread(
-            place_weights, settings.deepface_home, settings.face_model, settings.face_detector
+            partial(
+                place_weights,
+                settings.deepface_home,
+                settings.face_model,
+                settings.face_detector,
+                model_graph=settings.face_embedder_runtime == "onnxruntime",
+                detector_graphs=settings.face_detector_runtime == "onnxruntime",
+            )
         )
         inference = InferencePool(
             _engine_config(settings, weights), workers=settings.inference_workers

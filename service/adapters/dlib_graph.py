@@ -16,15 +16,15 @@ from service.adapters.dlib_weights import (
     Conv,
     Dense,
     DlibNetwork,
+    Layer,
     Pool,
     Relu,
     Skip,
     Tag,
+    UnexpectedWeights,
 )
+from service.adapters.face_embedder import GRAPH_INPUT, GRAPH_OUTPUT
 from service.adapters.onnx_graph import GraphBuilder
-
-INPUT = "faces"  # (n, 150, 150, 3) uint8 RGB, as dlib's input_rgb_image_sized takes them
-OUTPUT = "embeddings"  # (n, 128) float32
 
 Shape = tuple[int, int, int]  # channels, rows, columns
 
@@ -37,7 +37,7 @@ def build_graph(network: DlibNetwork) -> bytes:
     """The serialized ONNX model of `network`, one image or a batch at a time."""
     graph = GraphBuilder()
     means = np.asarray(network.scaling.means, dtype=np.float32)
-    pixels = graph.node("Cast", [INPUT], to=TensorProto.FLOAT)
+    pixels = graph.node("Cast", [GRAPH_INPUT], to=TensorProto.FLOAT)
     # dlib computes (v - mean) / 256 in float: dividing by a power of two is exact.
     centred = graph.node("Sub", [pixels, graph.constant("means", means)])
     scale = graph.constant("scale", np.asarray([1 / 256], dtype=np.float32))
@@ -48,24 +48,26 @@ def build_graph(network: DlibNetwork) -> bytes:
     tagged: dict[int, tuple[str, Shape]] = {}
     for layer in network.layers:
         current, shape = _apply(graph, layer, current, shape, tagged)
-    graph.nodes[-1].output[0] = OUTPUT
+    graph.node("Identity", [current], output=GRAPH_OUTPUT)
     return graph.model(
         "dlib_face_recognition_resnet_model_v1",
-        [helper.make_tensor_value_info(INPUT, TensorProto.UINT8, ["n", side, side, 3])],
-        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["n", shape[0]])],
+        [helper.make_tensor_value_info(GRAPH_INPUT, TensorProto.UINT8, ["n", side, side, 3])],
+        [helper.make_tensor_value_info(GRAPH_OUTPUT, TensorProto.FLOAT, ["n", shape[0]])],
     )
 
 
 def _apply(
     graph: GraphBuilder,
-    layer: object,
+    layer: Layer,
     current: str,
     shape: Shape,
     tagged: dict[int, tuple[str, Shape]],
 ) -> tuple[str, Shape]:
+    """`layer` applied to `current` of `shape`; a weight that does not fit is refused."""
     channels, rows, cols = shape
     match layer:
         case Conv(filters=filters, biases=biases, stride=stride, padding=padding):
+            _fits(filters.shape[1], channels, "convolution inputs")
             kernel = filters.shape[2]
             output = graph.node(
                 "Conv",
@@ -77,13 +79,14 @@ def _apply(
             size = (_out(rows, kernel, stride, padding), _out(cols, kernel, stride, padding))
             return output, (filters.shape[0], *size)
         case Affine(gamma=gamma, beta=beta):
+            _fits(len(gamma), channels, "affine scales")
             gamma_name = graph.constant("gamma", gamma.reshape(-1, 1, 1))
             scaled = graph.node("Mul", [current, gamma_name])
             beta_name = graph.constant("beta", beta.reshape(-1, 1, 1))
             return graph.node("Add", [scaled, beta_name]), shape
         case Relu():
             return graph.node("Relu", [current]), shape
-        case Pool(kind=kind, size=0):
+        case Pool(size=0):
             return graph.node("GlobalAveragePool", [current]), (channels, 1, 1)
         case Pool(kind=kind, size=size, stride=stride, padding=padding):
             op = "MaxPool" if kind == "max" else "AveragePool"
@@ -117,6 +120,7 @@ def _apply(
             ]
             return graph.node("Add", grown), total
         case Dense(weights=weights):
+            _fits(weights.shape[0], channels * rows * cols, "dense inputs")
             flat = graph.node("Flatten", [current], axis=1)
             return graph.node("MatMul", [flat, graph.constant("weights", weights)]), (
                 weights.shape[1],
@@ -124,6 +128,11 @@ def _apply(
                 1,
             )
     raise TypeError(f"no ONNX form for {layer!r}")
+
+
+def _fits(found: int, expected: int, what: str) -> None:
+    if found != expected:
+        raise UnexpectedWeights(f"{found} {what} where the layer below gives {expected}")
 
 
 def _padded(graph: GraphBuilder, tensor: str, shape: Shape, total: Shape) -> str:

@@ -150,44 +150,46 @@ INPUT_SIZE = 150
 
 
 class UnexpectedWeights(ValueError):
-    """The file is not the network `ARCHITECTURE` describes."""
+    """The file is not the network `ARCHITECTURE` describes, or not whole."""
 
 
 def read_network(path: Path) -> DlibNetwork:
     with path.open("rb") as stream:
-        reader = _Reader(stream)
+        reader = _Reader(stream, path.stat().st_size)
         network = reader.network()
         if stream.read(1):
             raise UnexpectedWeights(f"{path}: bytes left after the network")
         return network
 
 
+# The layer versions of dlib_face_recognition_resnet_model_v1.dat. Later dlib releases
+# write newer ones for new networks; this file, as shipped, has exactly these.
+_LOSS, _CONV, _AFFINE, _RELU, _DENSE = "loss_metric_2", "con_4", "affine_", "relu_", "fc_2"
+_CONV_MODE = 0  # an affine layer's one scale and shift per channel
+_NO_BIAS = 1  # fc_no_bias
+_SPECIAL_EXPONENTS = 32000  # and above: dlib's infinities and NaN
+
+
 class _Reader:
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, size: int) -> None:
         self._stream = stream
+        self._size = size
 
     def network(self) -> DlibNetwork:
-        self._version({1})  # the loss layer
-        loss = self.string()
-        if loss == "loss_metric_2":
-            self.real()
-            self.real()
-        elif loss != "loss_metric_":
-            raise UnexpectedWeights(f"loss {loss!r}, expected dlib's metric loss")
-        wrappers = [
-            self._version({1, 2} if spec[0] not in {"tag", "skip"} else {1})
-            for spec in ARCHITECTURE[:-1]
-        ]
-        input_version = self._version({2, 3})
+        self._version(1)  # the loss layer
+        self._expect_string(_LOSS)
+        self.real()  # margin and distance threshold: training only
+        self.real()
+        # Each wrapper's version, outermost first: layers 2 (with their gradients), tags
+        # and skips 1, the layer on the input 3.
+        for spec in ARCHITECTURE[:-1]:
+            self._version(1 if spec[0] in {"tag", "skip"} else 2)
+        self._version(3)
         scaling = self._input()
-        layers: list[Layer] = []
-        innermost = ARCHITECTURE[-1]
-        layers.append(self._details(innermost))
-        self._layer_state(params_grad=False)
-        self.tensor()  # grad_final
-        if input_version >= 3:
-            self.integer()  # sample expansion factor
-        for spec, version in zip(reversed(ARCHITECTURE[:-1]), reversed(wrappers), strict=True):
+        layers: list[Layer] = [self._details(ARCHITECTURE[-1])]
+        self._layer_state()
+        self.integer()  # sample expansion factor
+        for spec in reversed(ARCHITECTURE[:-1]):
             kind = spec[0]
             if kind == "tag":
                 layers.append(Tag(int(spec[1])))
@@ -195,7 +197,7 @@ class _Reader:
                 layers.append(Skip(int(spec[1])))
             else:
                 layers.append(self._details(spec))
-                self._layer_state(params_grad=version == 2)
+                self._layer_state()
         return DlibNetwork(scaling=scaling, layers=tuple(layers))
 
     def _input(self) -> InputScaling:
@@ -208,13 +210,12 @@ class _Reader:
             raise UnexpectedWeights(f"input of {rows}x{cols}, expected {INPUT_SIZE}")
         return InputScaling(means=means, size=INPUT_SIZE)
 
-    def _layer_state(self, params_grad: bool) -> None:
-        """What dlib keeps of a layer for training: three flags and gradient tensors."""
+    def _layer_state(self) -> None:
+        """What dlib keeps of a layer for training: three flags and three gradient tensors
+        (on the input's layer, the final gradient instead of the parameters')."""
         for _ in range(3):
             self.boolean()
-        self.tensor()  # x_grad
-        self.tensor()  # cached_output
-        if params_grad:
+        for _ in range(3):
             self.tensor()
 
     def _details(self, spec: Spec) -> Layer:
@@ -224,12 +225,7 @@ class _Reader:
         if kind == "affine":
             return self._affine()
         if kind == "relu":
-            version = self.string()
-            if version == "relu_2":
-                if self.boolean():
-                    raise UnexpectedWeights("a disabled relu")
-            elif version != "relu_":
-                raise UnexpectedWeights(f"{version!r} where a relu was expected")
+            self._expect_string(_RELU)
             return Relu()
         if kind in {"max_pool", "avg_pool"}:
             return self._pool(str(kind), int(spec[1]), int(spec[2]))
@@ -241,9 +237,7 @@ class _Reader:
         raise AssertionError(kind)
 
     def _conv(self, filters: int, size: int, stride: int) -> Conv:
-        version = self.string()
-        if version not in {"con_4", "con_5", "con_6"}:
-            raise UnexpectedWeights(f"{version!r} where a convolution was expected")
+        self._expect_string(_CONV)
         params = self.tensor()
         stored = [self.integer() for _ in range(7)]
         padding = 0 if stride != 1 else size // 2  # dlib's default, which anet_type keeps
@@ -251,51 +245,31 @@ class _Reader:
             raise UnexpectedWeights(
                 f"convolution {stored}, expected {filters} of {size}x{size} stride {stride}"
             )
-        filter_shape = self._alias()
-        bias_shape = self._alias()
+        filter_shape, bias_shape = self._alias(), self._alias()
+        if filter_shape[0] != filters or filter_shape[2:] != (size, size):
+            raise UnexpectedWeights(f"filters of shape {filter_shape}")
+        if bias_shape != (1, filters, 1, 1):
+            raise UnexpectedWeights(f"biases of shape {bias_shape}")
         for _ in range(4):
             self.real()  # learning rate and weight decay multipliers
-        if version in {"con_5", "con_6"} and not self.boolean():
-            raise UnexpectedWeights("a convolution without biases")
-        if version == "con_6" and self.boolean():
-            raise UnexpectedWeights("a convolution with a fused relu")
-        count = math.prod(filter_shape)
+        filter_values, biases = _split(params, [filter_shape, bias_shape])
         return Conv(
-            filters=params[:count].reshape(filter_shape),
-            biases=params[count : count + math.prod(bias_shape)],
+            filters=filter_values.reshape(filter_shape),
+            biases=biases,
             stride=stride,
             padding=padding,
         )
 
     def _affine(self) -> Affine:
-        version = self.string()
-        if version == "bn_con2":
-            # A batch normalization as trained: dlib turns it into an affine layer on load.
-            params = self.tensor()
-            gamma_size = math.prod(self._alias())
-            beta_size = math.prod(self._alias())
-            for _ in range(2):
-                self.tensor()  # this batch's means and inverse deviations
-            running_means, running_variances = self.tensor(), self.tensor()
-            self.integer()
-            self.integer()
-            for _ in range(4):
-                self.real()
-            eps = np.float32(self.real())
-            gamma = params[:gamma_size] / np.sqrt(running_variances + eps)
-            beta = params[gamma_size : gamma_size + beta_size] - gamma * running_means
-            return Affine(gamma=gamma.astype(np.float32), beta=beta.astype(np.float32))
-        if version not in {"affine_", "affine_2"}:
-            raise UnexpectedWeights(f"{version!r} where an affine layer was expected")
+        self._expect_string(_AFFINE)
         params = self.tensor()
-        gamma_size = math.prod(self._alias())
-        beta_size = math.prod(self._alias())
-        mode = self.integer()
-        if mode != 0:  # CONV_MODE: one scale and shift per channel
-            raise UnexpectedWeights(f"affine layer in mode {mode}")
-        if version == "affine_2" and self.boolean():
-            raise UnexpectedWeights("a disabled affine layer")
-        return Affine(gamma=params[:gamma_size], beta=params[gamma_size : gamma_size + beta_size])
+        gamma_shape, beta_shape = self._alias(), self._alias()
+        if self.integer() != _CONV_MODE:
+            raise UnexpectedWeights("an affine layer not per channel")
+        if gamma_shape != beta_shape:
+            raise UnexpectedWeights(f"affine scales {gamma_shape} and shifts {beta_shape}")
+        gamma, beta = _split(params, [gamma_shape, beta_shape])
+        return Affine(gamma=gamma, beta=beta)
 
     def _pool(self, kind: str, size: int, stride: int) -> Pool:
         self._expect_string(f"{kind}_2")
@@ -306,30 +280,25 @@ class _Reader:
         return Pool(kind=kind.removesuffix("_pool"), size=size, stride=stride, padding=padding)
 
     def _dense(self, outputs: int) -> Dense:
-        version = self.string()
-        if version not in {"fc_2", "fc_3"}:
-            raise UnexpectedWeights(f"{version!r} where a dense layer was expected")
+        self._expect_string(_DENSE)
         stored_outputs, inputs = self.integer(), self.integer()
         params = self.tensor()
-        weight_shape = self._alias()
-        self._alias()
-        bias_mode = self.integer()
+        weight_shape, bias_shape = self._alias(), self._alias()
+        if self.integer() != _NO_BIAS or any(bias_shape) or stored_outputs != outputs:
+            raise UnexpectedWeights(f"a dense layer of {stored_outputs} outputs, or with biases")
+        if weight_shape != (inputs, outputs, 1, 1):
+            raise UnexpectedWeights(f"dense weights of shape {weight_shape}")
         for _ in range(4):
             self.real()
-        if version == "fc_3" and self.boolean():
-            raise UnexpectedWeights("a dense layer with biases")
-        if stored_outputs != outputs or bias_mode != 1:  # FC_NO_BIAS
-            raise UnexpectedWeights(f"dense layer of {stored_outputs} outputs, mode {bias_mode}")
-        weights = params[: math.prod(weight_shape)].reshape(inputs, outputs)
-        return Dense(weights=weights)
+        [weights] = _split(params, [weight_shape])
+        return Dense(weights=weights.reshape(inputs, outputs))
 
-    # dlib's encodings (dlib/serialize.h, dlib/cuda/tensor.h)
+    # dlib's encodings (dlib/serialize.h, dlib/float_details.h, dlib/cuda/tensor.h)
 
-    def _version(self, accepted: set[int]) -> int:
+    def _version(self, expected: int) -> None:
         version = self.integer()
-        if version not in accepted:
-            raise UnexpectedWeights(f"layer version {version}, expected one of {sorted(accepted)}")
-        return version
+        if version != expected:
+            raise UnexpectedWeights(f"layer version {version}, expected {expected}")
 
     def _expect_string(self, expected: str) -> None:
         found = self.string()
@@ -337,19 +306,17 @@ class _Reader:
             raise UnexpectedWeights(f"{found!r} where {expected!r} was expected")
 
     def _read(self, count: int) -> bytes:
-        if count < 0:
-            raise UnexpectedWeights(f"a length of {count}")
-        data = self._stream.read(count)
-        if len(data) != count:
-            raise UnexpectedWeights("the file ends inside the network")
-        return data
+        # Checked against what is left first: a corrupted length must not allocate.
+        if count < 0 or count > self._size - self._stream.tell():
+            raise UnexpectedWeights(f"a length of {count} bytes, past the end of the file")
+        return self._stream.read(count)
 
     def integer(self) -> int:
         """A control byte (sign bit, byte count) and that many little-endian bytes."""
         control = self._read(1)[0]
         size = control & 0x0F
         if size == 0 or size > 8:
-            raise UnexpectedWeights(f"integer of {size} bytes")
+            raise UnexpectedWeights(f"an integer of {size} bytes")
         value = int.from_bytes(self._read(size), "little")
         return -value if control & 0x80 else value
 
@@ -367,17 +334,34 @@ class _Reader:
 
     def real(self) -> float:
         """A mantissa and a power of two, as two integers."""
-        mantissa = self.integer()
-        exponent = self.integer()
-        return math.ldexp(mantissa, exponent)
+        mantissa, exponent = self.integer(), self.integer()
+        if exponent >= _SPECIAL_EXPONENTS:
+            raise UnexpectedWeights("an infinite or undefined number")
+        try:
+            return math.ldexp(mantissa, exponent)
+        except OverflowError:
+            raise UnexpectedWeights(f"a number of 2**{exponent}") from None
 
     def tensor(self) -> Floats:
-        self._version({2})
+        """Four dimensions, then that many little-endian float32 values."""
+        self._version(2)
         shape = [self.integer() for _ in range(4)]
-        count = math.prod(shape)
-        values = np.frombuffer(self._read(4 * count), dtype="<f4").astype(np.float32)
-        return values
+        if min(shape) < 0:
+            raise UnexpectedWeights(f"a tensor of shape {shape}")
+        return np.frombuffer(self._read(4 * math.prod(shape)), dtype="<f4").astype(np.float32)
 
     def _alias(self) -> tuple[int, ...]:
-        self._version({1})
-        return tuple(self.integer() for _ in range(4))
+        """The shape of a part of a layer's parameters."""
+        self._version(1)
+        shape = tuple(self.integer() for _ in range(4))
+        if min(shape) < 0:
+            raise UnexpectedWeights(f"a parameter shape {shape}")
+        return shape
+
+
+def _split(params: Floats, shapes: list[tuple[int, ...]]) -> list[Floats]:
+    """`params` cut into consecutive parts of `shapes`, which must use it all."""
+    sizes = [math.prod(shape) for shape in shapes]
+    if sum(sizes) != len(params):
+        raise UnexpectedWeights(f"{len(params)} parameters for parts of {sizes}")
+    return np.split(params, np.cumsum(sizes)[:-1])

@@ -17,6 +17,9 @@ from numpy.typing import NDArray
 
 EmbedderRuntime = Literal["onnxruntime", "dlib"]
 CHIP_SIDE = 150
+# The ResNet graph's input, (n, 150, 150, 3) uint8 RGB as dlib's input_rgb_image_sized
+# takes it, and its output, (n, 128) float32.
+GRAPH_INPUT, GRAPH_OUTPUT = "faces", "embeddings"
 
 
 class FaceEmbedder(Protocol):
@@ -43,14 +46,12 @@ class DlibEmbedder:
 
 class OnnxEmbedder:
     def __init__(self, graph: Path) -> None:
-        from service.adapters.dlib_graph import INPUT, OUTPUT
         from service.adapters.onnx_session import cpu_session
 
         self._session = cpu_session(graph)
-        self._input, self._output = INPUT, OUTPUT
 
     def embed(self, chip: NDArray[np.uint8]) -> tuple[float, ...]:
-        [embeddings] = self._session.run([self._output], {self._input: chip[None]})
+        [embeddings] = self._session.run([GRAPH_OUTPUT], {GRAPH_INPUT: chip[None]})
         return tuple(float(v) for v in embeddings[0])
 
 

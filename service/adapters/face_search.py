@@ -58,7 +58,7 @@ class FaceSearch:
         Boxes and keypoints are in the bordered image's coordinates. The border is never
         built: at 12 MP it would be 140 MB copied for pixels known to be black.
         """
-        canvas = _Canvas(image, pad_y, pad_x)
+        canvas = Canvas(image, pad_y, pad_x)
         boxes = self._propose(canvas)
         if len(boxes):
             boxes = self._refine(canvas, boxes)
@@ -71,7 +71,7 @@ class FaceSearch:
 
         mtcnn's first network looks for 12-pixel faces in each scaled copy.
         """
-        canvas = _Canvas(image, pad_y, pad_x)
+        canvas = Canvas(image, pad_y, pad_x)
         scales = self.levels(canvas.height, canvas.width)
         return math.ceil(12 / scales[0]) if scales else max(canvas.height, canvas.width)
 
@@ -83,7 +83,7 @@ class FaceSearch:
         longest = max(height, width)
         return [float(s) for s in scales if longest * s <= self._max_level_side]
 
-    def _propose(self, canvas: _Canvas) -> Floats:
+    def _propose(self, canvas: Canvas) -> Floats:
         per_level = []
         scales = self.levels(canvas.height, canvas.width)
         for scale, level in zip(scales, canvas.levels(scales), strict=True):
@@ -96,7 +96,7 @@ class FaceSearch:
         boxes = boxes_of.suppressed(boxes, _PNET_NMS[1], "union", sort=True)
         return boxes_of.squared(boxes)
 
-    def _refine(self, canvas: _Canvas, boxes: Floats) -> Floats:
+    def _refine(self, canvas: Canvas, boxes: Floats) -> Floats:
         offsets, scores = _arrays(self._rnet(canvas.patches(boxes, 24)))
         boxes = boxes_of.regressed(boxes_of.rescored(boxes, scores), offsets)
         boxes = boxes_of.over(boxes, _THRESHOLDS[1])
@@ -105,7 +105,7 @@ class FaceSearch:
         boxes = boxes_of.suppressed(boxes, _RNET_NMS, "union", sort=True)
         return boxes_of.squared(boxes)
 
-    def _finish(self, canvas: _Canvas, boxes: Floats) -> Floats:
+    def _finish(self, canvas: Canvas, boxes: Floats) -> Floats:
         offsets, landmarks, scores = _arrays(self._onet(canvas.patches(boxes, 48)))
         landmarks = boxes_of.landmarks_in_image(landmarks, boxes)
         boxes = boxes_of.regressed(boxes_of.rescored(boxes, scores), offsets)
@@ -121,7 +121,7 @@ def _arrays(outputs: Sequence[Any]) -> list[NDArray[Any]]:
     return [np.asarray(output) for output in outputs]
 
 
-class _Canvas:
+class Canvas:
     """A BGR image in a black border, seen as mtcnn sees its input: RGB, built on demand."""
 
     def __init__(self, image: NDArray[np.uint8], pad_y: int, pad_x: int) -> None:
@@ -140,21 +140,24 @@ class _Canvas:
         """`tf.image.crop_and_resize` of mtcnn's normalized input, from the pixels it reads.
 
         Boxes are rows of [image, x1, y1, x2, y2, ...] in pixels; mtcnn divides them by the
-        image size, and crop_and_resize samples bilinearly at `y1 * (h - 1) + i * step`,
-        with zero (after normalization) outside the image.
+        image size (in float64; TensorFlow takes the quotients as float32), and the kernel
+        samples bilinearly at `y1 * (h - 1) + i * scale`, with zero (after normalization)
+        outside the image. Every step is float32 arithmetic in the kernel's order, so the
+        patches are its own to the bit (tests/integration/test_face_search.py).
         """
-        steps = np.arange(side, dtype=np.float64) / (side - 1)
 
-        def positions(low: NDArray[Any], high: NDArray[Any], size: int) -> NDArray[np.float64]:
-            start = (low / size * (size - 1)).astype(np.float32).astype(np.float64)
-            span = ((high - low) / size * (size - 1)).astype(np.float32).astype(np.float64)
-            grid: NDArray[np.float64] = start[:, None] + span[:, None] * steps[None, :]
+        def positions(low: NDArray[Any], high: NDArray[Any], size: int) -> Floats:
+            start, end = (low / size).astype(np.float32), (high / size).astype(np.float32)
+            extent = np.float32(size - 1)
+            scale = (end - start) * extent / np.float32(side - 1)
+            steps = np.arange(side, dtype=np.float32)
+            grid: Floats = (start * extent)[:, None] + steps[None, :] * scale[:, None]
             return grid
 
         ys = positions(boxes[:, 2], boxes[:, 4], self.height)  # (boxes, side)
         xs = positions(boxes[:, 1], boxes[:, 3], self.width)
-        inside = ((ys >= 0) & (ys <= self.height - 1))[:, :, None] & (
-            (xs >= 0) & (xs <= self.width - 1)
+        inside = ((ys >= 0) & (ys <= np.float32(self.height - 1)))[:, :, None] & (
+            (xs >= 0) & (xs <= np.float32(self.width - 1))
         )[:, None, :]
         top_y, bottom_y = np.floor(ys), np.ceil(ys)
         left_x, right_x = np.floor(xs), np.ceil(xs)
@@ -165,9 +168,10 @@ class _Canvas:
         top = top_left + (self._pixels(top_y, right_x) - top_left) * dx
         bottom = bottom_left + (self._pixels(bottom_y, right_x) - bottom_left) * dx
         values = top + (bottom - top) * dy
-        return np.where(inside[:, :, :, None], values, 0.0).astype(np.float32)
+        patches: Floats = np.where(inside[:, :, :, None], values, np.float32(0))
+        return patches
 
-    def _pixels(self, rows: NDArray[np.float64], cols: NDArray[np.float64]) -> NDArray[np.float64]:
+    def _pixels(self, rows: Floats, cols: Floats) -> Floats:
         """Normalized RGB at every (row, col) pair of the grids rows x cols; black in the border."""
         height, width = self._image.shape[:2]
         r = rows.astype(np.intp) - self._pad_y
@@ -177,4 +181,4 @@ class _Canvas:
             np.clip(r, 0, height - 1)[:, :, None], np.clip(c, 0, width - 1)[:, None, :]
         ]
         picked = np.where((r_ok[:, :, None] & c_ok[:, None, :])[..., None], picked, 0)
-        return np.asarray(_normalized(picked[..., ::-1]), dtype=np.float64)
+        return _normalized(picked[..., ::-1])

@@ -30,7 +30,7 @@ class MissingWeights(RuntimeError):
 
 
 # Part of the graph's file name: a change to how the graph is built makes a new file.
-_GRAPH_VERSION = 1
+_GRAPH_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,16 @@ def _packaged_models_dir() -> Path:
     return Path(face_recognition_models.__file__).parent / "models"
 
 
-def place_weights(deepface_home: Path, model: str, detector: str) -> PlacedWeights:
-    """Copy packaged weights under `deepface_home` and point DeepFace at it."""
+def place_weights(
+    deepface_home: Path,
+    model: str,
+    detector: str,
+    *,
+    model_graph: bool = True,
+    detector_graphs: bool = True,
+) -> PlacedWeights:
+    """Copy packaged weights under `deepface_home` and point DeepFace at it, and place the
+    ONNX graphs of the models asked for (a runtime that does not run them needs none)."""
     target_dir = deepface_home / ".deepface" / "weights"
     target_dir.mkdir(parents=True, exist_ok=True)
     for name in (model, detector):
@@ -63,20 +71,20 @@ def place_weights(deepface_home: Path, model: str, detector: str) -> PlacedWeigh
             _copy_if_changed(_packaged_models_dir() / file_name, target_dir / file_name)
     # Read at call time by DeepFace, so setting it before the first model build suffices.
     os.environ["DEEPFACE_HOME"] = str(deepface_home)
-    detector_graphs = _mtcnn_graphs(target_dir) if detector == "mtcnn" else None
+    placed_detector = _mtcnn_graphs(target_dir) if detector_graphs and detector == "mtcnn" else None
     model_files = _WEIGHT_FILES.get(model, ())
     if not model_files:
-        return PlacedWeights(model_weights_sha256="", detector_graphs=detector_graphs)
+        return PlacedWeights(model_weights_sha256="", detector_graphs=placed_detector)
     weights = target_dir / model_files[0]
     digest = _sha256(weights)
     graph = None
-    if model == "Dlib":
+    if model_graph and model == "Dlib":
         graph = _placed_graph(target_dir, weights, digest, partial(_resnet_graph, weights))
     return PlacedWeights(
         model_weights_sha256=digest,
         model_weights=weights,
         model_graph=graph,
-        detector_graphs=detector_graphs,
+        detector_graphs=placed_detector,
     )
 
 
@@ -89,6 +97,7 @@ def _resnet_graph(weights: Path) -> bytes:
 
 def _mtcnn_graphs(target_dir: Path) -> tuple[Path, Path, Path]:
     from service.adapters.mtcnn_graphs import build_graph, weight_file
+    from service.adapters.mtcnn_networks import NETWORKS
 
     pnet, rnet, onet = (
         _placed_graph(
@@ -98,7 +107,7 @@ def _mtcnn_graphs(target_dir: Path) -> tuple[Path, Path, Path]:
             partial(build_graph, network),
             prefix="mtcnn-",
         )
-        for network in ("pnet", "rnet", "onet")
+        for network in NETWORKS
     )
     return pnet, rnet, onet
 
@@ -127,7 +136,16 @@ def _write_atomically(target: Path, data: bytes) -> None:
     with tempfile.NamedTemporaryFile(
         dir=target.parent, prefix=target.name, suffix=".partial", delete=False
     ) as partial:
-        partial.write(data)
+        try:
+            partial.write(data)
+            # On disk before it has the final name: a crash must not leave an empty file
+            # there, which every later start would take as built.
+            partial.flush()
+            os.fsync(partial.fileno())
+            os.fchmod(partial.fileno(), 0o644)
+        except BaseException:
+            Path(partial.name).unlink(missing_ok=True)
+            raise
     Path(partial.name).replace(target)
 
 

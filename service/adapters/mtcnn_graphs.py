@@ -18,10 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 from onnx import TensorProto, helper
 
+from service.adapters.mtcnn_networks import HEADS, INPUT
 from service.adapters.onnx_graph import GraphBuilder
-
-NETWORKS = ("pnet", "rnet", "onet")
-INPUT = "images"
 
 # ("conv", padding), ("prelu",), ("pool", size, stride, padding), ("flatten",), ("dense",),
 # then the heads: ("head", kind, name, softmax).
@@ -57,12 +55,6 @@ _BODIES: dict[str, list[_Layer]] = {
         ("dense",),
         ("prelu",),
     ],
-}
-# Each network's outputs, in the order the Keras model returns them: (name, softmax).
-HEADS: dict[str, list[tuple[str, bool]]] = {
-    "pnet": [("bbox_reg", False), ("bbox_class", True)],
-    "rnet": [("bbox_reg", False), ("bbox_class", True)],
-    "onet": [("bbox_reg", False), ("landmarks", False), ("bbox_class", True)],
 }
 _INPUT_SIDES = {"pnet": None, "rnet": 24, "onet": 48}
 

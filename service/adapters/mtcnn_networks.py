@@ -20,6 +20,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 DetectorRuntime = Literal["onnxruntime", "tensorflow", "keras"]
+NETWORKS = ("pnet", "rnet", "onet")
+# The graphs' input, and each network's outputs in the order the Keras model returns them:
+# (name, softmax).
+INPUT = "images"
+HEADS: dict[str, list[tuple[str, bool]]] = {
+    "pnet": [("bbox_reg", False), ("bbox_class", True)],
+    "rnet": [("bbox_reg", False), ("bbox_class", True)],
+    "onet": [("bbox_reg", False), ("landmarks", False), ("bbox_class", True)],
+}
 Network = Callable[[NDArray[np.float32]], Sequence[Any]]
 Networks = tuple[Network, Network, Network]  # P-Net, R-Net, O-Net
 
@@ -34,7 +43,7 @@ class MtcnnNetworks:
             if self.graphs is None:
                 raise ValueError("the onnxruntime detector needs mtcnn's graphs")
             pnet, rnet, onet = (
-                _onnx(graph, name) for graph, name in zip(self.graphs, NAMES, strict=True)
+                _onnx(graph, name) for graph, name in zip(self.graphs, NETWORKS, strict=True)
             )
             return pnet, rnet, onet
         from mtcnn import MTCNN
@@ -49,11 +58,7 @@ class MtcnnNetworks:
         )
 
 
-NAMES = ("pnet", "rnet", "onet")
-
-
 def _onnx(graph: Path, name: str) -> Network:
-    from service.adapters.mtcnn_graphs import HEADS, INPUT
     from service.adapters.onnx_session import cpu_session
 
     session = cpu_session(graph)

@@ -8,9 +8,10 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
 from mtcnn import MTCNN
 
-from service.adapters.face_search import FaceSearch
+from service.adapters.face_search import Canvas, FaceSearch
 from service.adapters.image_decoder import decode_image
 from service.adapters.model_weights import PlacedWeights, place_weights
 from service.adapters.mtcnn_networks import MtcnnNetworks, Networks
@@ -130,3 +131,27 @@ def test_the_networks_on_onnxruntime_find_the_same_faces_and_landmarks(
     assert summary(found) == summary(reference)
     for mine, theirs in zip(found, reference, strict=True):
         assert mine["confidence"] == pytest.approx(theirs["confidence"], abs=1e-5)
+
+
+@pytest.mark.parametrize("side", [24, 48])
+def test_the_patches_are_tensorflows_crop_and_resize_to_the_bit(side: int) -> None:
+    rng = np.random.default_rng(side)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (301, 407, 3), dtype=np.uint8), (0, 0), 1.5)
+    pad_y, pad_x = 150, 203
+    canvas = Canvas(image, pad_y, pad_x)
+    count = 400
+    # Boxes of any size over the canvas, some reaching past its edges.
+    x1 = rng.uniform(-60, canvas.width, count)
+    y1 = rng.uniform(-60, canvas.height, count)
+    extent = rng.uniform(12, 320, count)
+    boxes = np.stack([np.zeros(count), x1, y1, x1 + extent, y1 + extent], axis=1)
+
+    ours = canvas.patches(boxes, side)
+
+    rgb, _, _ = padded(image)
+    normalized = (rgb.astype(np.float32) - np.float32(127.5)) / np.float32(128)
+    size = np.asarray([[canvas.height, canvas.width, canvas.height, canvas.width]])
+    theirs = tf.image.crop_and_resize(
+        normalized[None], boxes[:, [2, 1, 4, 3]] / size, np.zeros(count, int), (side, side)
+    )
+    assert np.array_equal(ours, theirs.numpy())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from service.adapters.dlib_weights import UnexpectedWeights, read_network
@@ -26,7 +27,7 @@ def test_services_starting_at_once_on_one_home_all_place_the_same_weights_and_gr
     names = sorted(p.name for p in weights.iterdir())
     assert names[:2] == [
         "dlib_face_recognition_resnet_model_v1.dat",
-        f"dlib_face_recognition_resnet_model_v1.graph1-{digest}.onnx",
+        f"dlib_face_recognition_resnet_model_v1.graph2-{digest}.onnx",
     ]
     assert [name.split(".")[0] for name in names[2:]] == ["mtcnn-onet", "mtcnn-pnet", "mtcnn-rnet"]
 
@@ -74,6 +75,48 @@ def test_a_cut_weights_file_is_refused_not_half_read(
 
     with pytest.raises(UnexpectedWeights):
         read_network(cut)
+
+
+@pytest.fixture
+def resnet_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
+    weights = place_weights(tmp_path, "Dlib", "mtcnn", model_graph=False).model_weights
+    assert weights is not None
+    return weights.read_bytes()
+
+
+def test_a_convolution_of_another_stride_is_refused(resnet_bytes: bytes, tmp_path: Path) -> None:
+    # The first convolution's sizes as dlib writes them: 32 filters, 7x7, stride 2 and 2.
+    first = b"\x01\x20\x01\x07\x01\x07\x01\x02\x01\x02"
+    at = resnet_bytes.index(first)
+    changed = tmp_path / "stride1.dat"
+    changed.write_bytes(
+        resnet_bytes[:at] + first[:-4] + b"\x01\x01\x01\x01" + resnet_bytes[at + 10 :]
+    )
+
+    with pytest.raises(UnexpectedWeights, match="stride"):
+        read_network(changed)
+
+
+def test_a_corrupted_weights_file_is_refused_or_read_never_misread(
+    resnet_bytes: bytes, tmp_path: Path
+) -> None:
+    """A flipped byte lands in the weights (the network reads, other numbers) or in the
+    structure, which is refused as such: never another error, never a huge allocation."""
+    rng = np.random.default_rng(7)
+    refused = 0
+    corrupted = tmp_path / "corrupted.dat"
+    for _ in range(60):
+        data = bytearray(resnet_bytes)
+        # Every other flip among the layers' versions, which fill the file's first bytes.
+        at = int(rng.integers(0, 300)) if rng.random() < 0.5 else int(rng.integers(len(data)))
+        data[at] = int(rng.integers(256))
+        corrupted.write_bytes(bytes(data))
+        try:
+            read_network(corrupted)
+        except UnexpectedWeights:
+            refused += 1
+    assert refused > 0
 
 
 def test_a_different_network_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
