@@ -58,7 +58,12 @@ class DeepFaceEngine:
         """Build both models and run them once, so the first command pays no start-up cost."""
         self._embedder = self._embedding.embedder()
         if self.detector_name == "mtcnn":
-            self._search = FaceSearch(self._detection.load(), self._max_level_side)
+            self._search = FaceSearch(
+                self._detection.load(),
+                self._max_level_side,
+                # The reference runs mtcnn's networks as mtcnn does, on all of each copy.
+                whole_copies=self._detection.runtime == "keras",
+            )
         else:
             from deepface.modules import modeling
 

@@ -28,12 +28,19 @@ def scale_pyramid(width: int, height: int, min_face_size: int, scale_factor: flo
     return (min_size / min_face_size) * scale_factor ** np.arange(count)
 
 
-def proposals(offsets: Rows, scores: Rows, threshold: float, scale: float) -> Rows:
-    """P-Net's windows scoring over `threshold`, regressed, in the unscaled image, best first."""
+def proposals(
+    offsets: Rows, scores: Rows, threshold: float, scale: float, first_cell: tuple[int, int]
+) -> Rows:
+    """P-Net's windows scoring over `threshold`, regressed, in the unscaled image, best first.
+
+    `first_cell`: the (row, column) in the whole copy's output of the maps' first cell,
+    when P-Net ran on a part of the copy.
+    """
     stride, cell = 2, 12
     face = scores[:, :, :, 1]
-    where = np.stack(np.where(face > threshold))  # image, row, column
-    reg_x1, reg_y1, reg_x2, reg_y2 = np.transpose(offsets[where[0], where[1], where[2]], (1, 0))
+    found = np.stack(np.where(face > threshold))  # image, row, column
+    where = found + np.asarray([[0], [first_cell[0]], [first_cell[1]]])
+    reg_x1, reg_y1, reg_x2, reg_y2 = np.transpose(offsets[found[0], found[1], found[2]], (1, 0))
     up_left = where * np.asarray([[1], [stride], [stride]]) + np.asarray([[0], [1], [1]])
     bottom_right = where * np.asarray([[1], [stride], [stride]]) + np.asarray([[0], [cell], [cell]])
     width = bottom_right[2] - up_left[2]
@@ -45,7 +52,7 @@ def proposals(offsets: Rows, scores: Rows, threshold: float, scale: float) -> Ro
             up_left[1] + reg_y1 * height,
             bottom_right[2] + reg_x2 * width,
             bottom_right[1] + reg_y2 * height,
-            face[where[0], where[1], where[2]],
+            face[found[0], found[1], found[2]],
         ],
         axis=0,
     ).T

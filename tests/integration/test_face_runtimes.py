@@ -8,6 +8,7 @@ embeddings within 1e-4 of the reference's, on every test image and every benchma
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -16,6 +17,8 @@ import pytest
 from bench.workload import bench_images
 from service.adapters.face_embedder import DlibEmbedder, Embedding, OnnxEmbedder
 from service.adapters.face_engine import DeepFaceEngine
+from service.adapters.face_search import FaceSearch
+from service.adapters.image_decoder import decode_image
 from service.adapters.model_weights import PlacedWeights, place_weights
 from service.adapters.mtcnn_networks import MtcnnNetworks
 from service.domain.errors import Rejected
@@ -27,6 +30,8 @@ MAX_EMBEDDING_SHIFT = 1e-4
 POLICY = FacePolicy(min_confidence=0.9, min_size_px=20, max_yaw_degrees=90, max_roll_degrees=90)
 MAX_FACES = 10
 
+# The images in which neither path finds a face: a cup of coffee, a cat, a blank scene.
+WITHOUT_FACES = {"fixture:coffee.png", "fixture:chelsea.png", "bench:no-face.jpg"}
 IMAGES = {
     **{f"fixture:{path.name}": path.read_bytes() for path in sorted(FIXTURES.glob("*.*g"))},
     **{f"bench:{image.name}": image.data for image in bench_images()},
@@ -84,13 +89,40 @@ def test_the_fast_path_finds_the_reference_faces_and_embeds_them_alike(
     expected, found = faces(reference, IMAGES[name]), faces(fast, IMAGES[name])
 
     if isinstance(expected, str):
+        assert name in WITHOUT_FACES, expected
         assert found == expected  # the same refusal, said the same way
         return
+    assert name not in WITHOUT_FACES
     assert not isinstance(found, str), found
     assert [face.box for face in found] == [face.box for face in expected]
     for mine, theirs in zip(found, expected, strict=True):
         shift = np.linalg.norm(np.subtract(mine.embedding, theirs.embedding))
         assert shift <= MAX_EMBEDDING_SHIFT
+
+
+@pytest.fixture(scope="module")
+def searches(weights: PlacedWeights) -> tuple[FaceSearch, FaceSearch]:
+    """The face search on the reference networks and on the fast ones."""
+    keras = MtcnnNetworks("keras").load()
+    onnx = MtcnnNetworks("onnxruntime", weights.detector_graphs).load()
+    return FaceSearch(keras, 640), FaceSearch(onnx, 640)
+
+
+@pytest.mark.parametrize("name", list(IMAGES))
+def test_the_fast_detector_finds_the_same_boxes_and_landmarks(
+    name: str, searches: tuple[FaceSearch, FaceSearch]
+) -> None:
+    image = decode_image(IMAGES[name], 50_000_000)
+    border = (image.shape[0] // 2, image.shape[1] // 2)  # as DeepFace pads
+    reference, fast = (search.detect_faces(image, *border) for search in searches)
+
+    def rounded(faces: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [
+            (f["box"], {name: tuple(map(int, p)) for name, p in f["keypoints"].items()})
+            for f in faces
+        ]
+
+    assert rounded(fast) == rounded(reference)
 
 
 def chips() -> list[np.ndarray]:

@@ -14,7 +14,7 @@ from mtcnn import MTCNN
 from service.adapters.face_search import Canvas, FaceSearch
 from service.adapters.image_decoder import decode_image
 from service.adapters.model_weights import PlacedWeights, place_weights
-from service.adapters.mtcnn_networks import MtcnnNetworks, Networks
+from service.adapters.mtcnn_networks import DetectorRuntime, MtcnnNetworks, Networks
 from tests.support.images import fixture_bytes, photo_with_face
 
 
@@ -70,7 +70,7 @@ def test_boxes_and_landmarks_are_mtcnns_own(
     image = decode_image(make(), 50_000_000)
     rgb, border_y, border_x = padded(image)
 
-    ours = FaceSearch(eager, cap).detect_faces(image, border_y, border_x)
+    ours = FaceSearch(eager, cap, whole_copies=True).detect_faces(image, border_y, border_x)
     theirs = mtcnn.detect_faces(rgb)
 
     assert ours, "no face found"
@@ -155,3 +155,18 @@ def test_the_patches_are_tensorflows_crop_and_resize_to_the_bit(side: int) -> No
         normalized[None], boxes[:, [2, 1, 4, 3]] / size, np.zeros(count, int), (side, side)
     )
     assert np.array_equal(ours, theirs.numpy())
+
+
+@IMAGES
+@pytest.mark.parametrize("runtime", ["keras", "onnxruntime"])
+def test_searching_only_where_the_copies_show_the_picture_changes_nothing(
+    make: Any, runtime: DetectorRuntime, placed: PlacedWeights
+) -> None:
+    image = decode_image(make(), 50_000_000)
+    _, border_y, border_x = padded(image)
+    networks = MtcnnNetworks(runtime, placed.detector_graphs).load()
+
+    whole = FaceSearch(networks, 640, whole_copies=True).detect_faces(image, border_y, border_x)
+    windows = FaceSearch(networks, 640).detect_faces(image, border_y, border_x)
+
+    assert repr(windows) == repr(whole)  # boxes, landmarks and confidences, to the bit
