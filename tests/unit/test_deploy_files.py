@@ -37,7 +37,7 @@ SERVICE = "face-service"  # the compose service and the Kubernetes container
 
 # Measured by the benchmark (peak RSS): the parent process, and each inference worker.
 PARENT_GIB = 0.3
-WORKER_GIB = 1.0
+WORKER_GIB = 0.5  # on the default runtimes, which never load TensorFlow
 # After SHUTDOWN_DEADLINE_S the service still commits, stops its workers and clients.
 SHUTDOWN_MARGIN_S = 10
 PRIVATE_RANGES = {
