@@ -73,6 +73,26 @@ def overhead_fraction(samples: Sequence[Sample]) -> float:
     return statistics.mean(shares) if shares else math.nan
 
 
+def sequential_breakdown_ms(samples: Sequence[Sample]) -> dict[str, float]:
+    """Where one registration's time goes when it is alone: the service's own stages, and
+    what is left of the client's latency (the broker both ways, the client itself). Says in
+    milliseconds what `overhead_fraction` says as a share."""
+    done = [s for s in samples if s.ok]
+    if not done:
+        return {}
+    stages = sorted({stage for s in done for stage in s.stages_ms})
+    breakdown = {
+        stage: statistics.mean(s.stages_ms.get(stage, 0) for s in done) for stage in stages
+    }
+    latency = statistics.mean(s.latency_s * 1000 for s in done)
+    breakdown["latency"] = latency
+    breakdown["outside detect and embed"] = (
+        latency - breakdown.get("detect", 0) - breakdown.get("embed", 0)
+    )
+    breakdown["outside the service"] = latency - breakdown.get("total", 0)
+    return breakdown
+
+
 def mean_ms_by_kind(run: Run) -> dict[str, float]:
     return {
         kind: statistics.mean([s.latency_s * 1000 for s in run.samples if s.kind == kind])
@@ -105,6 +125,7 @@ def report(
         "concurrency": args.concurrency,
         "face_detect_max_side_px": detect_max_side,
         "reference_settings": REFERENCE,
+        "sequential_breakdown_ms": sequential_breakdown_ms(extras["sequential"]),
         "cpus": os.cpu_count(),
         "runs": {
             run.label: {
@@ -143,6 +164,10 @@ def print_tables(result: Mapping[str, Any], runs: Runs) -> None:
     _print_runs(runs)
     _print_cpu(result["detail"]["cpu_ms_per_registration"], runs)
     _print_kinds(result, runs)
+    say()
+    say("one registration alone (the sequential pass), mean ms")
+    for stage, ms in result["detail"]["sequential_breakdown_ms"].items():
+        say(f"  {stage:<38} {ms:>10.1f}")
     say()
     for key, value in result.items():
         if isinstance(value, float):
