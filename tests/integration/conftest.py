@@ -3,8 +3,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 
+from service.adapters.model_weights import PlacedWeights, place_weights
 from service.bootstrap import Service
 from tests.conftest import mongodb_uri
 from tests.support.image_server import ImageServer
@@ -12,6 +14,15 @@ from tests.support.kafka_client import CommandClient
 from tests.support.settings import service_settings
 
 IMAGE_MAX_BYTES = 2_000_000
+
+
+@pytest.fixture(scope="session")
+def placed_weights(deepface_home: Path) -> PlacedWeights:
+    """The Dlib and mtcnn weights with every graph built from them, as a service places them."""
+    placed = place_weights(deepface_home, "Dlib", "mtcnn")
+    assert placed.model_weights is not None and placed.model_graph is not None
+    assert placed.detector_graphs is not None
+    return placed
 
 
 @pytest_asyncio.fixture(scope="session")

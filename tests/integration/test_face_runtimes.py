@@ -7,7 +7,6 @@ embeddings within 1e-4 of the reference's, on every test image and every benchma
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -19,7 +18,7 @@ from service.adapters.face_embedder import DlibEmbedder, Embedding, OnnxEmbedder
 from service.adapters.face_engine import DeepFaceEngine
 from service.adapters.face_search import FaceSearch
 from service.adapters.image_decoder import decode_image
-from service.adapters.model_weights import PlacedWeights, place_weights
+from service.adapters.model_weights import PlacedWeights
 from service.adapters.mtcnn_networks import MtcnnNetworks
 from service.domain.errors import Rejected
 from service.domain.faces import AnalysedFace, FacePolicy
@@ -38,15 +37,8 @@ IMAGES = {
 }
 
 
-@pytest.fixture(scope="module")
-def weights(deepface_home: Path) -> PlacedWeights:
-    placed = place_weights(deepface_home, "Dlib", "mtcnn")
-    assert placed.model_weights is not None and placed.model_graph is not None
-    return placed
-
-
-def engine(weights: PlacedWeights, fast: bool) -> DeepFaceEngine:
-    assert weights.model_weights is not None
+def engine(placed_weights: PlacedWeights, fast: bool) -> DeepFaceEngine:
+    assert placed_weights.model_weights is not None
     built = DeepFaceEngine(
         "mtcnn",
         POLICY,
@@ -54,10 +46,10 @@ def engine(weights: PlacedWeights, fast: bool) -> DeepFaceEngine:
         max_level_side_px=640,
         embedding=Embedding(
             runtime="onnxruntime" if fast else "dlib",
-            weights=weights.model_weights,
-            graph=weights.model_graph,
+            weights=placed_weights.model_weights,
+            graph=placed_weights.model_graph,
         ),
-        detection=MtcnnNetworks("onnxruntime", weights.detector_graphs)
+        detection=MtcnnNetworks("onnxruntime", placed_weights.detector_graphs)
         if fast
         else MtcnnNetworks("keras"),
     )
@@ -66,13 +58,13 @@ def engine(weights: PlacedWeights, fast: bool) -> DeepFaceEngine:
 
 
 @pytest.fixture(scope="module")
-def reference(weights: PlacedWeights) -> DeepFaceEngine:
-    return engine(weights, fast=False)
+def reference(placed_weights: PlacedWeights) -> DeepFaceEngine:
+    return engine(placed_weights, fast=False)
 
 
 @pytest.fixture(scope="module")
-def fast(weights: PlacedWeights) -> DeepFaceEngine:
-    return engine(weights, fast=True)
+def fast(placed_weights: PlacedWeights) -> DeepFaceEngine:
+    return engine(placed_weights, fast=True)
 
 
 def faces(engine: DeepFaceEngine, data: bytes) -> list[AnalysedFace] | str:
@@ -101,10 +93,10 @@ def test_the_fast_path_finds_the_reference_faces_and_embeds_them_alike(
 
 
 @pytest.fixture(scope="module")
-def searches(weights: PlacedWeights) -> tuple[FaceSearch, FaceSearch]:
+def searches(placed_weights: PlacedWeights) -> tuple[FaceSearch, FaceSearch]:
     """The face search on the reference networks and on the fast ones."""
     keras = MtcnnNetworks("keras").load()
-    onnx = MtcnnNetworks("onnxruntime", weights.detector_graphs).load()
+    onnx = MtcnnNetworks("onnxruntime", placed_weights.detector_graphs).load()
     return FaceSearch(keras, 640), FaceSearch(onnx, 640)
 
 
@@ -142,9 +134,12 @@ def chips() -> list[np.ndarray]:
     return cut
 
 
-def test_the_resnet_on_onnxruntime_gives_dlibs_numbers(weights: PlacedWeights) -> None:
-    assert weights.model_weights is not None and weights.model_graph is not None
-    dlib, onnx = DlibEmbedder(weights.model_weights), OnnxEmbedder(weights.model_graph)
+def test_the_resnet_on_onnxruntime_gives_dlibs_numbers(placed_weights: PlacedWeights) -> None:
+    assert placed_weights.model_weights is not None and placed_weights.model_graph is not None
+    dlib, onnx = (
+        DlibEmbedder(placed_weights.model_weights),
+        OnnxEmbedder(placed_weights.model_graph),
+    )
     cut = chips()
 
     shifts = [np.abs(np.subtract(onnx.embed(c), dlib.embed(c))).max() for c in cut]

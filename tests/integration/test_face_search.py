@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -13,7 +12,7 @@ from mtcnn import MTCNN
 
 from service.adapters.face_search import Canvas, FaceSearch
 from service.adapters.image_decoder import decode_image
-from service.adapters.model_weights import PlacedWeights, place_weights
+from service.adapters.model_weights import PlacedWeights
 from service.adapters.mtcnn_networks import DetectorRuntime, MtcnnNetworks, Networks
 from tests.support.images import fixture_bytes, photo_with_face
 
@@ -28,11 +27,6 @@ def eager(mtcnn: Any) -> Networks:
     """The very networks `mtcnn` runs, eagerly: the reference."""
     pnet, rnet, onet = (stage._model for stage in mtcnn.stages)
     return pnet, rnet, onet
-
-
-@pytest.fixture(scope="module")
-def placed(deepface_home: Path) -> PlacedWeights:
-    return place_weights(deepface_home, "Dlib", "mtcnn")
 
 
 def padded(image: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -119,11 +113,11 @@ def test_the_networks_as_tensorflow_graphs_give_the_eager_output_bit_for_bit(
 
 @IMAGES
 def test_the_networks_on_onnxruntime_find_the_same_faces_and_landmarks(
-    make: Any, eager: Networks, placed: PlacedWeights
+    make: Any, eager: Networks, placed_weights: PlacedWeights
 ) -> None:
     image = decode_image(make(), 50_000_000)
     _, border_y, border_x = padded(image)
-    onnx = MtcnnNetworks("onnxruntime", placed.detector_graphs).load()
+    onnx = MtcnnNetworks("onnxruntime", placed_weights.detector_graphs).load()
 
     reference = FaceSearch(eager, 640).detect_faces(image, border_y, border_x)
     found = FaceSearch(onnx, 640).detect_faces(image, border_y, border_x)
@@ -160,11 +154,11 @@ def test_the_patches_are_tensorflows_crop_and_resize_to_the_bit(side: int) -> No
 @IMAGES
 @pytest.mark.parametrize("runtime", ["keras", "onnxruntime"])
 def test_searching_only_where_the_copies_show_the_picture_changes_nothing(
-    make: Any, runtime: DetectorRuntime, placed: PlacedWeights
+    make: Any, runtime: DetectorRuntime, placed_weights: PlacedWeights
 ) -> None:
     image = decode_image(make(), 50_000_000)
     _, border_y, border_x = padded(image)
-    networks = MtcnnNetworks(runtime, placed.detector_graphs).load()
+    networks = MtcnnNetworks(runtime, placed_weights.detector_graphs).load()
 
     whole = FaceSearch(networks, 640, whole_copies=True).detect_faces(image, border_y, border_x)
     windows = FaceSearch(networks, 640).detect_faces(image, border_y, border_x)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from service.adapters.face_embedder import Embedding
 from service.adapters.inference_pool import EngineConfig, InferencePool
-from service.adapters.model_weights import place_weights
+from service.adapters.model_weights import PlacedWeights
 from service.adapters.mtcnn_networks import MtcnnNetworks
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.faces import FacePolicy
@@ -28,9 +28,9 @@ MAX_EMBEDDING_SHIFT = 1e-5
 
 
 @pytest_asyncio.fixture(scope="module")
-async def pool(deepface_home: Path) -> AsyncIterator[InferencePool]:
-    weights = place_weights(deepface_home, "Dlib", "mtcnn")
-    assert weights.model_weights is not None
+async def pool(deepface_home: Path, placed_weights: PlacedWeights) -> AsyncIterator[InferencePool]:
+    weights = placed_weights.model_weights
+    assert weights is not None
     config = EngineConfig(
         detector_name="mtcnn",
         policy=FacePolicy(0.9, 64, 30, 30),
@@ -38,8 +38,8 @@ async def pool(deepface_home: Path) -> AsyncIterator[InferencePool]:
         detect_max_side_px=640,  # the default
         deepface_home=str(deepface_home),
         # The defaults: the fast path, against which plain DeepFace is the oracle.
-        embedding=Embedding("onnxruntime", weights.model_weights, weights.model_graph),
-        detection=MtcnnNetworks("onnxruntime", weights.detector_graphs),
+        embedding=Embedding("onnxruntime", weights, placed_weights.model_graph),
+        detection=MtcnnNetworks("onnxruntime", placed_weights.detector_graphs),
     )
     pool = InferencePool(config, workers=1)
     await pool.start()

@@ -46,14 +46,22 @@ def test_a_placed_graph_is_found_in_place_not_built_again(
     assert again.model_graph.stat().st_mtime_ns == built
 
 
-def test_the_resnet_weights_file_reads_as_dlibs_network(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def resnet_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The Dlib ResNet's weights as placed, without the graphs built from them."""
     monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
-    weights = place_weights(tmp_path, "Dlib", "mtcnn").model_weights
-    assert weights is not None
+    placed = place_weights(tmp_path, "Dlib", "mtcnn", model_graph=False, detector_graphs=False)
+    assert placed.model_weights is not None
+    return placed.model_weights
 
-    network = read_network(weights)
+
+@pytest.fixture
+def resnet_bytes(resnet_file: Path) -> bytes:
+    return resnet_file.read_bytes()
+
+
+def test_the_resnet_weights_file_reads_as_dlibs_network(resnet_file: Path) -> None:
+    network = read_network(resnet_file)
 
     assert network.scaling.size == 150
     kinds = [type(layer).__name__ for layer in network.layers]
@@ -64,25 +72,13 @@ def test_the_resnet_weights_file_reads_as_dlibs_network(
 
 @pytest.mark.parametrize("keep", [0.5, 0.999])
 def test_a_cut_weights_file_is_refused_not_half_read(
-    keep: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    keep: float, resnet_bytes: bytes, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
-    weights = place_weights(tmp_path, "Dlib", "mtcnn").model_weights
-    assert weights is not None
-    data = weights.read_bytes()
     cut = tmp_path / "cut.dat"
-    cut.write_bytes(data[: int(len(data) * keep)])
+    cut.write_bytes(resnet_bytes[: int(len(resnet_bytes) * keep)])
 
     with pytest.raises(UnexpectedWeights):
         read_network(cut)
-
-
-@pytest.fixture
-def resnet_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
-    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
-    weights = place_weights(tmp_path, "Dlib", "mtcnn", model_graph=False).model_weights
-    assert weights is not None
-    return weights.read_bytes()
 
 
 def test_a_convolution_of_another_stride_is_refused(resnet_bytes: bytes, tmp_path: Path) -> None:
