@@ -21,6 +21,12 @@ from service.entrypoints.command_flow import Commit
 from service.service_layer.intake import IncomingRecord
 from service.settings import Settings
 
+# After a poll that found nothing, FastStream sleeps this long before it polls again (a
+# poll itself returns as soon as records arrive): it bounds how long a command that reaches
+# an idle service waits. At 50 ms it was a third of a lone portrait's time outside
+# inference; at 5 ms an idle service spends about 1 % of a core more.
+BATCH_TIMEOUT_MS = 5
+
 BatchHandler = Callable[[Sequence[IncomingRecord], Commit], Awaitable[object]]
 PartitionsChanged = Callable[[set[int]], Awaitable[None]]
 
@@ -90,7 +96,7 @@ def subscribe_commands(
         group_id=settings.kafka_group_id,
         batch=True,
         max_records=settings.max_records_in_flight,
-        batch_timeout_ms=50,
+        batch_timeout_ms=BATCH_TIMEOUT_MS,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,

@@ -36,8 +36,11 @@ class CommandClient:
         events_topic: str = "",
         dlq_topic: str = "",
         fetch_max_wait_ms: int | None = None,
+        linger_ms: int = 5,
     ) -> None:
-        """`fetch_max_wait_ms`: the result consumer's; unset, what suits the suite's broker."""
+        """`fetch_max_wait_ms`: the result consumer's; unset, what suits the suite's broker.
+        `linger_ms`: how long the producer waits to fill a batch; every send waits it."""
+        self._linger_ms = linger_ms
         self._bootstrap = bootstrap
         self._fetch_max_wait_ms = fetch_max_wait_ms or suite_kafka.client_fetch_max_wait_ms()
         self.commands_topic = commands_topic
@@ -54,7 +57,9 @@ class CommandClient:
         self._arrived = asyncio.Condition()
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, linger_ms=5)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap, linger_ms=self._linger_ms
+        )
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,

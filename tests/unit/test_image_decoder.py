@@ -1,6 +1,11 @@
+import io
+import random
+
 import numpy as np
 import pytest
+from PIL import Image
 
+from bench.workload import bench_images
 from service.adapters.image_decoder import decode_image
 from service.domain.errors import ErrorCode, Rejected
 from tests.support.images import (
@@ -56,3 +61,99 @@ def test_a_malformed_exif_tag_does_not_cost_the_orientation() -> None:
     despite_bad_tag = decode_image(tom_sideways_with_malformed_exif(), max_pixels=10**7)
     assert despite_bad_tag.shape == upright.shape
     assert np.abs(despite_bad_tag.astype(int) - upright.astype(int)).mean() < 2
+
+
+def _pillow_bgr(data: bytes) -> np.ndarray:
+    """Pillow's own decode, turned to BGR: what every JPEG decoded before the libjpeg path."""
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))[:, :, ::-1]
+
+
+def _pillow_decision(data: bytes) -> np.ndarray | None:
+    try:
+        return _pillow_bgr(data)
+    except Exception:
+        return None
+
+
+def _jpeg(**options: object) -> bytes:
+    out = io.BytesIO()
+    with Image.open(io.BytesIO(fixture_bytes("chelsea.png"))) as image:
+        image.convert("RGB").save(out, "JPEG", **options)
+    return out.getvalue()
+
+
+_JPEGS = {
+    "4:2:0": _jpeg(quality=90, subsampling=2),
+    "4:2:2": _jpeg(quality=75, subsampling=1),
+    "4:4:4": _jpeg(quality=95, subsampling=0),
+    "progressive": _jpeg(quality=85, progressive=True),
+    "optimized huffman": _jpeg(quality=60, optimize=True),
+    "restart markers": _jpeg(quality=90, restart_marker_blocks=4),
+    "trailing bytes": _jpeg(quality=90) + b"\x00" * 16,
+    "camera file": fixture_bytes("t1.jpg"),
+}
+
+
+def _other_mode(mode: str) -> bytes:
+    out = io.BytesIO()
+    with Image.open(io.BytesIO(fixture_bytes("chelsea.png"))) as image:
+        image.convert(mode).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        *(pytest.param(data, id=name) for name, data in _JPEGS.items()),
+        pytest.param(_other_mode("L"), id="gray"),
+        pytest.param(_other_mode("CMYK"), id="cmyk"),
+        *(pytest.param(image.data, id=image.name) for image in bench_images()),
+    ],
+)
+def test_a_jpeg_decodes_to_exactly_pillows_pixels(data: bytes) -> None:
+    pixels = decode_image(data, max_pixels=5 * 10**7)
+    assert pixels.dtype == np.uint8
+    assert pixels.flags.c_contiguous
+    assert np.array_equal(pixels, _pillow_bgr(data))
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.95])
+def test_a_jpeg_cut_short_is_refused_as_pillow_refuses_it(cut: float) -> None:
+    whole = _JPEGS["progressive"]
+    with pytest.raises(Rejected) as refused:
+        decode_image(whole[: int(len(whole) * cut)], max_pixels=10**7)
+    assert refused.value.code is ErrorCode.IMAGE_FORMAT
+
+
+def _damaged(whole: bytes, rng: random.Random) -> bytes:
+    data = bytearray(whole)
+    damage = rng.choice(("flipped bytes", "cut", "cut with an end marker", "gap"))
+    if damage == "flipped bytes":
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        return bytes(data)
+    if damage.startswith("cut"):
+        end = b"\xff\xd9" if damage.endswith("marker") else b""
+        return bytes(data[: rng.randrange(len(data))]) + end
+    start = rng.randrange(len(data))
+    return bytes(data[:start] + data[start + rng.randint(1, 500) :])
+
+
+def test_a_damaged_jpeg_is_decoded_or_refused_exactly_as_pillow_decides() -> None:
+    # libjpeg patches a corrupt stretch with grey and only warns: that must never turn a
+    # file Pillow refuses into pixels, nor give other pixels than Pillow's.
+    rng = random.Random(20261130)
+    accepted = 0
+    for case in range(400):
+        data = _damaged(rng.choice([_JPEGS["4:2:0"], _JPEGS["camera file"]]), rng)
+        expected = _pillow_decision(data)
+        try:
+            pixels = decode_image(data, max_pixels=10**7)
+        except Rejected as refused:
+            assert expected is None, f"case {case}: refused ({refused.message}), Pillow decodes"
+            continue
+        assert expected is not None, f"case {case}: decoded, Pillow refuses"
+        assert np.array_equal(pixels, expected), f"case {case}: pixels differ from Pillow's"
+        accepted += 1
+    assert 100 < accepted < 400  # both outcomes were tried
