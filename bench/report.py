@@ -93,6 +93,17 @@ def sequential_breakdown_ms(samples: Sequence[Sample]) -> dict[str, float]:
     return breakdown
 
 
+def in_service_overhead_fraction(samples: Sequence[Sample]) -> float:
+    """`overhead_fraction` without the broker's hops and the client: the share of the
+    service's own time, from taking the command to the result's acknowledgement."""
+    shares = [
+        1 - (s.stages_ms.get("detect", 0) + s.stages_ms.get("embed", 0)) / s.stages_ms["total"]
+        for s in samples
+        if s.ok and s.stages_ms.get("total")
+    ]
+    return statistics.mean(shares) if shares else math.nan
+
+
 def mean_ms_by_kind(run: Run) -> dict[str, float]:
     return {
         kind: statistics.mean([s.latency_s * 1000 for s in run.samples if s.kind == kind])
@@ -126,6 +137,7 @@ def report(
         "face_detect_max_side_px": detect_max_side,
         "reference_settings": REFERENCE,
         "sequential_breakdown_ms": sequential_breakdown_ms(extras["sequential"]),
+        "in_service_overhead_fraction": in_service_overhead_fraction(extras["sequential"]),
         "cpus": os.cpu_count(),
         "runs": {
             run.label: {
@@ -168,6 +180,8 @@ def print_tables(result: Mapping[str, Any], runs: Runs) -> None:
     say("one registration alone (the sequential pass), mean ms")
     for stage, ms in result["detail"]["sequential_breakdown_ms"].items():
         say(f"  {stage:<38} {ms:>10.1f}")
+    share = result["detail"]["in_service_overhead_fraction"]
+    say(f"  {'overhead share within the service':<38} {share:>10.3f}")
     say()
     for key, value in result.items():
         if isinstance(value, float):
