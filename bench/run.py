@@ -33,7 +33,8 @@ async def main(args: argparse.Namespace) -> None:
     place_weights(deepface_home, "Dlib", "mtcnn")
     images = bench_images()
     items = workload(images, args.count)
-    server = ImageServer()
+    # Image hosts keep connections open; every side may reuse them.
+    server = ImageServer(keep_alive=True)
     for image in images:
         server.serve(image.path, image.data)
     server.start()

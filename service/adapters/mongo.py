@@ -21,9 +21,9 @@ from service.service_layer.startup import OutOfTime, retry_until
 def open_database(uri: str | None, database: str) -> tuple[Any, Any]:
     """(client, database). With no URI, mongomock-motor: same driver calls, no persistence."""
     if uri is None:
-        from mongomock_motor import AsyncMongoMockClient
+        from service.adapters.embedded_mongo import embedded_client
 
-        client: Any = AsyncMongoMockClient(tz_aware=True)
+        client: Any = embedded_client()
     else:
         from motor.motor_asyncio import AsyncIOMotorClient
 

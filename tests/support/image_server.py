@@ -27,7 +27,10 @@ class Route:
 
 
 class ImageServer:
-    def __init__(self) -> None:
+    def __init__(self, keep_alive: bool = False) -> None:
+        """`keep_alive`: HTTP/1.1 connections kept open between requests, as an image host
+        keeps them; off, HTTP/1.0, a connection per image (which the routes without a
+        length rely on to end their body)."""
         self.routes: dict[str, Route] = {}
         self.hits: dict[str, int] = {}
         routes, hits = self.routes, self.hits
@@ -69,6 +72,12 @@ class ImageServer:
 
             def log_message(self, *_: object) -> None:
                 return None
+
+        if keep_alive:
+            Handler.protocol_version = "HTTP/1.1"
+            # The headers and the body are two writes: with Nagle's algorithm the body
+            # waits for the client's delayed acknowledgement, 40 ms.
+            Handler.disable_nagle_algorithm = True
 
         self._server = ThreadingHTTPServer((IMAGE_HOST, 0), Handler)
         self._server.daemon_threads = True
