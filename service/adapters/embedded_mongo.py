@@ -9,17 +9,22 @@ the documents holding those values. The answer is still mongomock's: every candi
 its filter, and a query the hashes cannot narrow scans as before.
 
 mongomock changes documents in place on update; the hooks below file a changed document
-again under its new values, so a hash never misses a document it should hold.
+again under its new values (also when an update fails halfway), so a hash never misses a
+document it should hold. One difference is left: a query mongomock would reject because of
+a document's contents (a bad regular expression meeting a string) is not tried on the
+documents the hash rules out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any
 
 import mongomock.collection
 import mongomock.filtering
+import mongomock.helpers
 import mongomock.store
 from mongomock_motor import AsyncMongoMockClient
 
@@ -44,7 +49,7 @@ class IndexedCollection(CollectionStore):  # type: ignore[misc]
         super().__init__(name)
         # For each run of plain fields that leads a declared index: its values -> _ids.
         self._hashes: dict[Fields, dict[Hashable, set[Any]]] = {}
-        self._filed: dict[Any, dict[Fields, Hashable]] = {}  # _id -> where it is filed
+        self._filed: dict[Any, dict[Fields, list[Hashable]]] = {}  # _id -> where it is filed
         # _id -> its place in mongomock's order, which decides what an update_one changes.
         self._place: dict[Any, int] = {}
         self._places = itertools.count()
@@ -72,10 +77,12 @@ class IndexedCollection(CollectionStore):  # type: ignore[misc]
         self._place.pop(key, None)
         self._unfile(key)
 
-    def refile(self, document: Mapping[str, Any]) -> None:
-        """`document`, changed in place, filed under its values now (if it is stored)."""
-        key = document.get("_id")
-        if key in self._filed:
+    def refile(self, key: Any, document: Mapping[str, Any]) -> None:
+        """`document`, changed in place, filed under its values now, if it is still the
+        document stored under `key` (an update can fail, or be an upsert's new document)."""
+        with self._rwlock.reader():
+            stored = self._documents.get(key) is document
+        if stored:
             self._file(key, document)
 
     def candidates(self, query: Mapping[str, Any]) -> list[dict[str, Any]] | None:
@@ -84,7 +91,8 @@ class IndexedCollection(CollectionStore):  # type: ignore[misc]
         usable = [
             fields
             for fields in self._hashes
-            if all(isinstance(query.get(field), str) for field in fields)
+            # Exactly str: a subclass may compare otherwise.
+            if all(type(query.get(field)) is str for field in fields)
         ]
         if not usable:
             return None
@@ -110,24 +118,38 @@ class IndexedCollection(CollectionStore):  # type: ignore[misc]
         self._unfile(key)
         filed = self._filed[key] = {}
         for fields, table in self._hashes.items():
-            values = tuple(document.get(field) for field in fields)
-            # A string field of the query equals an array holding it: such a document
-            # stays a candidate of every query.
-            value: Hashable = values if all(_hashable(v) for v in values) else _UNKEYED
-            table.setdefault(value, set()).add(key)
-            filed[fields] = value
+            values = _filing_values(document, fields)
+            for value in values:
+                table.setdefault(value, set()).add(key)
+            filed[fields] = values
 
     def _unfile(self, key: Any) -> None:
-        for fields, value in self._filed.pop(key, {}).items():
-            bucket = self._hashes[fields].get(value)
-            if bucket is not None:
-                bucket.discard(key)
-                if not bucket:
-                    del self._hashes[fields][value]
+        for fields, values in self._filed.pop(key, {}).items():
+            for value in values:
+                bucket = self._hashes[fields].get(value)
+                if bucket is not None:
+                    bucket.discard(key)
+                    if not bucket:
+                        del self._hashes[fields][value]
 
 
-def _hashable(value: object) -> bool:
-    return not isinstance(value, list | dict | set)
+def _filing_values(document: Mapping[str, Any], fields: Fields) -> list[Hashable]:
+    """Every tuple of strings a query may give `fields` and find `document` by: an array of
+    strings is filed under each of them, as MongoDB's multikey indexes do, a missing field
+    under none. Any other value (a document, a number, a string of another type) may compare
+    in ways a hash does not: such a document is a candidate of every query."""
+    choices: list[list[str]] = []
+    for field in fields:
+        value = document.get(field)
+        if type(value) is str:
+            choices.append([value])
+        elif value is None:
+            return []
+        elif isinstance(value, list) and all(type(v) is str for v in value):
+            choices.append(list(dict.fromkeys(value)))
+        else:
+            return [_UNKEYED]
+    return list(itertools.product(*choices))
 
 
 def _leading_plain_fields(index: Mapping[str, Any]) -> Fields:
@@ -147,7 +169,9 @@ class _IndexedDatabase(DatabaseStore):  # type: ignore[misc]
         return self._collections[name]
 
     def rename(self, name: str, new_name: str) -> None:
-        collection = self._collections.pop(name, None) or IndexedCollection(new_name)
+        collection = self._collections.pop(name, None)
+        if collection is None:  # not `or`: an empty collection is false
+            collection = IndexedCollection(new_name)
         collection.name = new_name
         self._collections[new_name] = collection
 
@@ -167,7 +191,7 @@ def _narrowed(
         if isinstance(store, IndexedCollection) and isinstance(query, Mapping):
             found = store.candidates(query)
             if found is not None:
-                if not found:
+                if store.is_empty:
                     filter_applies(query, {})  # mongomock's check of the query itself
                 return (document for document in found if filter_applies(query, document))
         return scan(self, query)
@@ -177,10 +201,18 @@ def _narrowed(
 
 def _refiling(apply: Callable[..., None]) -> Callable[..., None]:
     def apply_then_refile(self: Any, document: dict[str, Any], *args: Any) -> None:
-        apply(self, document, *args)
         store = self._store
-        if isinstance(store, IndexedCollection):
-            store.refile(document)
+        if not isinstance(store, IndexedCollection):
+            return apply(self, document, *args)
+        key = document.get("_id")  # before the update, which may change it
+        if isinstance(key, dict):
+            key = mongomock.helpers.hashdict(key)  # as mongomock keys such a document
+        try:
+            apply(self, document, *args)
+        finally:
+            # Also when an operator fails halfway: mongomock keeps what it changed.
+            with contextlib.suppress(TypeError):  # an unhashable _id is stored nowhere
+                store.refile(key, document)
 
     return apply_then_refile
 
