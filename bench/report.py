@@ -9,7 +9,7 @@ import math
 import os
 import statistics
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,10 +65,23 @@ def cost_ms(samples: Sequence[Sample], kind: str) -> float:
 
 
 def overhead_fraction(samples: Sequence[Sample]) -> float:
+    return _share_outside_inference(samples, lambda s: s.latency_s * 1000)
+
+
+def in_service_overhead_fraction(samples: Sequence[Sample]) -> float:
+    """`overhead_fraction` without the broker's hops and the client: the share of the
+    service's own time, from taking the command to the result's acknowledgement."""
+    return _share_outside_inference(samples, lambda s: s.stages_ms.get("total", 0))
+
+
+def _share_outside_inference(
+    samples: Sequence[Sample], whole_ms: Callable[[Sample], float]
+) -> float:
+    """The mean share of each registration's `whole_ms` not spent detecting and embedding."""
     shares = [
-        1 - (s.stages_ms.get("detect", 0) + s.stages_ms.get("embed", 0)) / (s.latency_s * 1000)
+        1 - (s.stages_ms.get("detect", 0) + s.stages_ms.get("embed", 0)) / whole_ms(s)
         for s in samples
-        if s.ok
+        if s.ok and whole_ms(s)
     ]
     return statistics.mean(shares) if shares else math.nan
 
@@ -91,17 +104,6 @@ def sequential_breakdown_ms(samples: Sequence[Sample]) -> dict[str, float]:
     )
     breakdown["outside the service"] = latency - breakdown.get("total", 0)
     return breakdown
-
-
-def in_service_overhead_fraction(samples: Sequence[Sample]) -> float:
-    """`overhead_fraction` without the broker's hops and the client: the share of the
-    service's own time, from taking the command to the result's acknowledgement."""
-    shares = [
-        1 - (s.stages_ms.get("detect", 0) + s.stages_ms.get("embed", 0)) / s.stages_ms["total"]
-        for s in samples
-        if s.ok and s.stages_ms.get("total")
-    ]
-    return statistics.mean(shares) if shares else math.nan
 
 
 def mean_ms_by_kind(run: Run) -> dict[str, float]:

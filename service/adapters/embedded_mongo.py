@@ -36,7 +36,7 @@ ServerStore: Any = mongomock.store.ServerStore
 filter_applies: Callable[[Any, Any], bool] = mongomock.filtering.filter_applies
 
 Fields = tuple[str, ...]
-_UNKEYED = object()  # a value no equality on a string can match by hash: an array, a document
+_UNKEYED = object()  # a value a hash cannot stand for: a number, a document, a mixed array
 
 
 def embedded_client() -> Any:
@@ -101,6 +101,8 @@ class IndexedCollection(CollectionStore):  # type: ignore[misc]
         ids = self._hashes[fields].get(tuple(query[field] for field in fields), set())
         unkeyed = self._hashes[fields].get(_UNKEYED, set())
         with self._rwlock.reader():
+            if not self._documents:
+                filter_applies(query, {})  # mongomock's check of the query on an empty store
             found = [i for i in {*ids, *unkeyed} if i in self._documents]
             found.sort(key=self._place.__getitem__)
             return [self._documents[i] for i in found]
@@ -191,8 +193,6 @@ def _narrowed(
         if isinstance(store, IndexedCollection) and isinstance(query, Mapping):
             found = store.candidates(query)
             if found is not None:
-                if store.is_empty:
-                    filter_applies(query, {})  # mongomock's check of the query itself
                 return (document for document in found if filter_applies(query, document))
         return scan(self, query)
 

@@ -33,8 +33,6 @@ _THRESHOLDS = (0.6, 0.7, 0.8)
 _PNET_NMS = (0.5, 0.7)
 _RNET_NMS = 0.7
 _ONET_NMS = 0.7
-# P-Net scores each 12-pixel window, every second pixel (the first stage pools 2x2).
-_PNET_WINDOW, _PNET_STRIDE = 12, 2
 
 Floats = NDArray[np.float32]
 
@@ -81,7 +79,11 @@ class FaceSearch:
         """
         canvas = Canvas(image, pad_y, pad_x)
         scales = self.levels(canvas.height, canvas.width)
-        return math.ceil(12 / scales[0]) if scales else max(canvas.height, canvas.width)
+        return (
+            math.ceil(boxes_of.PNET_WINDOW / scales[0])
+            if scales
+            else max(canvas.height, canvas.width)
+        )
 
     def levels(self, height: int, width: int) -> list[float]:
         """The pyramid's scales that this search visits, largest first."""
@@ -102,7 +104,7 @@ class FaceSearch:
                 else canvas.picture_window(height, width)
             )
             offsets, scores = _arrays(self._pnet(level[None, top:bottom, left:right]))
-            cells = (top // _PNET_STRIDE, left // _PNET_STRIDE)
+            cells = (top // boxes_of.PNET_STRIDE, left // boxes_of.PNET_STRIDE)
             boxes = boxes_of.proposals(offsets, scores, _THRESHOLDS[0], scale, cells)
             per_level.append(boxes_of.suppressed(boxes, _PNET_NMS[0], "union", sort=False))
         if not per_level:
@@ -163,9 +165,9 @@ class Canvas:
         """
 
         def span(size: int, full: int, pad: int, inner: int) -> tuple[int, int]:
-            first = math.floor(pad * size / full) - _PNET_WINDOW - 1
-            last = math.ceil((pad + inner) * size / full) + _PNET_WINDOW + 1
-            start = max(0, first - first % _PNET_STRIDE)
+            first = math.floor(pad * size / full) - boxes_of.PNET_WINDOW - 1
+            last = math.ceil((pad + inner) * size / full) + boxes_of.PNET_WINDOW + 1
+            start = max(0, first - first % boxes_of.PNET_STRIDE)
             return start, min(size, last)
 
         top, bottom = span(height, self.height, self._pad_y, self._image.shape[0])

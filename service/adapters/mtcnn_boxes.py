@@ -20,10 +20,13 @@ from numpy.typing import NDArray
 
 Rows = NDArray[Any]
 
+# P-Net scores each 12-pixel window, every second pixel (its first stage pools 2x2).
+PNET_WINDOW, PNET_STRIDE = 12, 2
+
 
 def scale_pyramid(width: int, height: int, min_face_size: int, scale_factor: float) -> Rows:
     """The scales at which P-Net looks for 12-pixel faces, largest first."""
-    min_size = 12
+    min_size = PNET_WINDOW
     count = round(-((np.log(min(width, height) / min_size) / np.log(scale_factor)) + 1))
     return (min_size / min_face_size) * scale_factor ** np.arange(count)
 
@@ -36,7 +39,7 @@ def proposals(
     `first_cell`: the (row, column) in the whole copy's output of the maps' first cell,
     when P-Net ran on a part of the copy.
     """
-    stride, cell = 2, 12
+    stride, cell = PNET_STRIDE, PNET_WINDOW
     face = scores[:, :, :, 1]
     found = np.stack(np.where(face > threshold))  # image, row, column
     where = found + np.asarray([[0], [first_cell[0]], [first_cell[1]]])

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from service.adapters.embedded_kafka import ensure_topics
+from service.settings import EMBEDDED_FETCH_MAX_WAIT_MS
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "docker" / "compose.yaml"
 
@@ -40,7 +41,7 @@ def service_overrides() -> dict[str, Any]:
         return {}  # a real Kafka: the service's own defaults are the production ones
     return {
         "kafka_enable_idempotence": False,  # Tansu cannot do InitProducerId
-        "kafka_fetch_max_wait_ms": 10,  # Tansu holds a fetch for its whole wait
+        "kafka_fetch_max_wait_ms": EMBEDDED_FETCH_MAX_WAIT_MS,  # Tansu holds each fetch
     }
 
 
@@ -54,7 +55,7 @@ def service_env() -> dict[str, str]:
 
 def client_fetch_max_wait_ms() -> int:
     # Tansu holds a fetch for its whole wait; Kafka answers as soon as records arrive.
-    return 500 if on_apache() else 10
+    return 500 if on_apache() else EMBEDDED_FETCH_MAX_WAIT_MS
 
 
 def deploy_partitions() -> int:

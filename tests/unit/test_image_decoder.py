@@ -76,10 +76,10 @@ def _pillow_decision(data: bytes) -> np.ndarray | None:
         return None
 
 
-def _jpeg(**options: object) -> bytes:
+def _jpeg(mode: str = "RGB", **options: object) -> bytes:
     out = io.BytesIO()
     with Image.open(io.BytesIO(fixture_bytes("chelsea.png"))) as image:
-        image.convert("RGB").save(out, "JPEG", **options)
+        image.convert(mode).save(out, "JPEG", **options)
     return out.getvalue()
 
 
@@ -95,19 +95,12 @@ _JPEGS = {
 }
 
 
-def _other_mode(mode: str) -> bytes:
-    out = io.BytesIO()
-    with Image.open(io.BytesIO(fixture_bytes("chelsea.png"))) as image:
-        image.convert(mode).save(out, "JPEG", quality=90)
-    return out.getvalue()
-
-
 @pytest.mark.parametrize(
     "data",
     [
         *(pytest.param(data, id=name) for name, data in _JPEGS.items()),
-        pytest.param(_other_mode("L"), id="gray"),
-        pytest.param(_other_mode("CMYK"), id="cmyk"),
+        pytest.param(_jpeg("L", quality=90), id="gray"),
+        pytest.param(_jpeg("CMYK", quality=90), id="cmyk"),
         *(pytest.param(image.data, id=image.name) for image in bench_images()),
     ],
 )
