@@ -104,7 +104,9 @@ async def open_store(settings: Settings) -> AsyncIterator[tuple[Stores, Any]]:
             await retry_policy(settings).run(indexed.ensure_indexes)
         keys: FaceKeys
         if uri is None:
-            file_keys = FileFaceKeys(settings.embedded_face_keys_file)
+            file_keys = FileFaceKeys(
+                settings.embedded_face_keys_file, synced=not settings.uses_embedded_kafka
+            )
             closing.append(file_keys.close)
             keys = file_keys
         else:

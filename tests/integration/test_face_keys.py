@@ -20,7 +20,7 @@ def key_file(tmp_path: Path) -> Path:
     return tmp_path / "state" / "face-keys.sqlite"
 
 
-@pytest.fixture(params=["mongo", "file"])
+@pytest.fixture(params=["mongo", "file", "unsynced file"])
 async def keys(
     request: pytest.FixtureRequest, database: Any, key_file: Path
 ) -> AsyncIterator[FaceKeys]:
@@ -31,7 +31,7 @@ async def keys(
         store: FaceKeys = in_mongo
         yield store
     else:
-        in_file = FileFaceKeys(key_file)
+        in_file = FileFaceKeys(key_file, synced=request.param == "file")
         store = in_file
         yield store
         in_file.close()
@@ -81,8 +81,9 @@ async def test_destroy_touches_only_its_owner(keys: FaceKeys) -> None:
     assert await keys.find("user-2", "f-1") == other
 
 
-async def test_file_keys_survive_reopening(key_file: Path) -> None:
-    first = FileFaceKeys(key_file)
+@pytest.mark.parametrize("synced", [True, False])
+async def test_file_keys_survive_reopening(key_file: Path, synced: bool) -> None:
+    first = FileFaceKeys(key_file, synced)
     key = await first.key_for("user-1", "f-1")
     first.close()
     second = FileFaceKeys(key_file)
@@ -92,8 +93,9 @@ async def test_file_keys_survive_reopening(key_file: Path) -> None:
         second.close()
 
 
-async def test_a_destroyed_key_is_overwritten_in_the_file(key_file: Path) -> None:
-    store = FileFaceKeys(key_file)
+@pytest.mark.parametrize("synced", [True, False])
+async def test_a_destroyed_key_is_overwritten_in_the_file(key_file: Path, synced: bool) -> None:
+    store = FileFaceKeys(key_file, synced)
     try:
         keys = [await store.key_for("user-1", f"f-{n}") for n in range(3)]
         assert all(key in _raw(key_file) for key in keys)
