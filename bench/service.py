@@ -90,8 +90,8 @@ class Ours:
             "face.register.commands",
             "face.register.results",
             "face.register.events",
-            # The service's own broker is the embedded one, which holds a fetch for its
-            # whole wait: Kafka's 500 ms would be measured as our latency.
+            # The service's own broker is the embedded one, which answers some fetches only
+            # when their wait ends: Kafka's 500 ms would be measured as our latency.
             fetch_max_wait_ms=EMBEDDED_FETCH_MAX_WAIT_MS,
             # A client awaiting each command's send, as the bench's does, fills no batch:
             # a linger would be measured as our latency (aiokafka's default is none).

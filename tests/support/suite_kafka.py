@@ -54,7 +54,7 @@ def service_env() -> dict[str, str]:
 
 
 def client_fetch_max_wait_ms() -> int:
-    # Tansu holds a fetch for its whole wait; Kafka answers as soon as records arrive.
+    # Tansu answers some fetches only when their wait ends; Kafka as soon as records arrive.
     return 500 if on_apache() else EMBEDDED_FETCH_MAX_WAIT_MS
 
 
