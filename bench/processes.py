@@ -24,7 +24,7 @@ def command_line(pid: int) -> str:
 
 def inference_workers(pid: int) -> list[int]:
     """The service's inference workers: its children started by multiprocessing's spawn.
-    Its other children are multiprocessing's resource tracker and the embedded broker."""
+    Its other child is the embedded broker."""
     return [child for child in children(pid) if "multiprocessing.spawn" in command_line(child)]
 
 

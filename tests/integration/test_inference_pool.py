@@ -71,19 +71,46 @@ async def test_a_killed_worker_is_replaced_and_the_image_analysed_again(
 ) -> None:
     [worker] = pool.worker_pids()
     restarts = pool.restarts
-    # Decoding 36 MP alone keeps the worker busy for over a second: the kill lands mid-work.
-    large = photo_with_face(6000, 6000, 1500)
+    # Stopped, it takes the call and cannot answer it: the kill lands mid-call.
+    os.kill(worker, signal.SIGSTOP)
+    photo = photo_with_face(1920, 1080, 420)
     attempt = asyncio.create_task(
-        RetryPolicy(attempts=3, base_delay_s=0.01).run(lambda: pool.analyse(large))
+        RetryPolicy(attempts=3, base_delay_s=0.01).run(lambda: pool.analyse(photo))
     )
-    await asyncio.sleep(0.5)
+    for _ in range(5):  # its request goes out
+        await asyncio.sleep(0)
     os.kill(worker, signal.SIGKILL)
 
     face = await attempt
 
-    assert face.box.w > 100
+    again = await pool.analyse(photo)
+    assert (face.box, face.embedding) == (again.box, again.embedding)
     assert pool.restarts == restarts + 1
     assert worker not in pool.worker_pids()
+
+
+async def test_a_call_given_up_keeps_its_answer_from_the_next_call(pool: InferencePool) -> None:
+    # One worker: the call given up is answered on the same socket the next call reads.
+    given_up = asyncio.create_task(pool.analyse(fixture_bytes("coffee.png")))
+    for _ in range(5):  # its request goes out
+        await asyncio.sleep(0)
+    given_up.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await given_up
+
+    face = await pool.analyse(fixture_bytes("astronaut.png"))  # not coffee's refusal
+
+    assert face.confidence > 0.9
+    with pytest.raises(Rejected):
+        await pool.analyse(fixture_bytes("coffee.png"))
+
+
+async def test_calls_beyond_the_workers_wait_their_turn(pool: InferencePool) -> None:
+    images = ["astronaut.png", "coffee.png", "astronaut.png"]
+    answers = await asyncio.gather(
+        *(pool.analyse(fixture_bytes(name)) for name in images), return_exceptions=True
+    )
+    assert [type(a).__name__ for a in answers] == ["AnalysedFace", "Rejected", "AnalysedFace"]
 
 
 def plain_deepface_embedding(data: bytes, deepface_home: Path) -> np.ndarray:
