@@ -1,6 +1,7 @@
 """DeepFace detection and embedding, run on already decoded pixels.
 
-Blocking and CPU-bound: called only from the inference pool, never on the event loop.
+Blocking and CPU-bound: called only from the inference pool, never on the event loop, and
+by one thread at a time (decoded images share memory, see `ReusedPixels`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from numpy.typing import NDArray
 
 from service.adapters.face_embedder import CHIP_SIDE, Embedding, FaceEmbedder
 from service.adapters.face_search import FaceSearch
-from service.adapters.image_decoder import decode_image
+from service.adapters.image_decoder import ReusedPixels, decode_image
 from service.adapters.mtcnn_networks import MtcnnNetworks
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.faces import (
@@ -29,6 +30,8 @@ from service.domain.faces import (
 from service.timings import timed
 
 _WARM_UP_SIZE = 160
+# Decoded images up to this size share one block of memory: a 12 MP photo takes 36 MB.
+_REUSED_PIXEL_BYTES = 64 * 1024 * 1024
 
 
 class DeepFaceEngine:
@@ -53,6 +56,7 @@ class DeepFaceEngine:
         self._embedder: FaceEmbedder | None = None
         self._detector: Any = None
         self._search: FaceSearch | None = None
+        self._pixels = ReusedPixels(_REUSED_PIXEL_BYTES)
 
     def load(self) -> None:
         """Build both models and run them once, so the first command pays no start-up cost."""
@@ -89,7 +93,7 @@ class DeepFaceEngine:
         """The faces `choose` keeps of those detected, embedded; its refusal, explained."""
         timings: dict[str, float] = {}
         with timed(timings, "decode"):
-            image = decode_image(data, self._max_pixels)
+            image = decode_image(data, self._max_pixels, self._pixels)
         with timed(timings, "detect"):
             detections = self._detect(image)
         try:

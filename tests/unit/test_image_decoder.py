@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from bench.workload import bench_images
-from service.adapters.image_decoder import decode_image
+from service.adapters.image_decoder import ReusedPixels, decode_image
 from service.domain.errors import ErrorCode, Rejected
 from tests.support.images import (
     astronaut_16bit_gray_png,
@@ -133,16 +133,20 @@ def _damaged(whole: bytes, rng: random.Random) -> bytes:
     return bytes(data[:start] + data[start + rng.randint(1, 500) :])
 
 
-def test_a_damaged_jpeg_is_decoded_or_refused_exactly_as_pillow_decides() -> None:
+@pytest.mark.parametrize("reused", [None, ReusedPixels(10**8)], ids=["own memory", "reused"])
+def test_a_damaged_jpeg_is_decoded_or_refused_exactly_as_pillow_decides(
+    reused: ReusedPixels | None,
+) -> None:
     # libjpeg patches a corrupt stretch with grey and only warns: that must never turn a
-    # file Pillow refuses into pixels, nor give other pixels than Pillow's.
+    # file Pillow refuses into pixels, nor give other pixels than Pillow's. In reused
+    # memory, a decode given up leaves it written over for the next.
     rng = random.Random(20261130)
     accepted = 0
     for case in range(400):
         data = _damaged(rng.choice([_JPEGS["4:2:0"], _JPEGS["camera file"]]), rng)
         expected = _pillow_decision(data)
         try:
-            pixels = decode_image(data, max_pixels=10**7)
+            pixels = decode_image(data, max_pixels=10**7, reused=reused)
         except Rejected as refused:
             assert expected is None, f"case {case}: refused ({refused.message}), Pillow decodes"
             continue
@@ -150,3 +154,27 @@ def test_a_damaged_jpeg_is_decoded_or_refused_exactly_as_pillow_decides() -> Non
         assert np.array_equal(pixels, expected), f"case {case}: pixels differ from Pillow's"
         accepted += 1
     assert 100 < accepted < 400  # both outcomes were tried
+
+
+def test_images_decoded_in_turn_into_reused_memory_are_each_their_own() -> None:
+    images = [image.data for image in bench_images() if image.name.endswith(".jpg")][:4]
+    reused = ReusedPixels(10**8)
+    previous = None
+    for turn, data in enumerate([*images, *reversed(images)]):
+        pixels = decode_image(data, max_pixels=5 * 10**7, reused=reused)
+        assert np.array_equal(pixels, _pillow_bgr(data))
+        assert pixels.flags.c_contiguous
+        if turn >= len(images):  # grown to the largest by now: nothing new is mapped
+            assert np.shares_memory(pixels, previous)
+        previous = pixels
+
+
+def test_an_image_over_the_reused_memory_gets_its_own() -> None:
+    small, large = _JPEGS["4:2:0"], next(i.data for i in bench_images() if i.kind == "photo-12mp")
+    reused = ReusedPixels(1024 * 1024)
+    kept = decode_image(small, max_pixels=5 * 10**7, reused=reused)
+    first = kept.copy()
+    pixels = decode_image(large, max_pixels=5 * 10**7, reused=reused)
+    assert np.array_equal(pixels, _pillow_bgr(large))
+    assert not np.shares_memory(pixels, kept)
+    assert np.array_equal(kept, first)  # the large one went elsewhere
