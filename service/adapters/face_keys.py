@@ -84,7 +84,12 @@ class FileFaceKeys:
             os.close(descriptor)
         # One connection shared by the worker threads, one call at a time under the lock;
         # autocommit, so each statement is its own transaction unless BEGIN says otherwise.
-        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # Unsynced, statements run on the event loop: another process holding the file
+        # fails them at once (a transient error, retried with backoff) instead of blocking
+        # the loop for SQLite's 5 s busy wait.
+        self._connection = sqlite3.connect(
+            path, timeout=5.0 if synced else 0.0, check_same_thread=False, isolation_level=None
+        )
         self._lock = threading.Lock()
         # Deleted rows are overwritten in the file, not just unlinked from the b-tree: a
         # destroyed key must not be recoverable from the file's free pages.

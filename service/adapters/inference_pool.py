@@ -14,6 +14,7 @@ megabyte, on an idle machine here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -175,7 +176,8 @@ class InferencePool:
     def __init__(self, config: EngineConfig, workers: int) -> None:
         self._config = config
         self._workers = workers
-        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        # None: a worker failed to start with no other alive; its taker fails, not waits.
+        self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
         self._live: set[_Worker] = set()
         # Calls whose caller stopped waiting: each keeps its worker until the answer is in.
         self._calls: set[asyncio.Task[object]] = set()
@@ -207,7 +209,12 @@ class InferencePool:
     async def _run(self, name: str, *args: object) -> object:
         if self._closed:
             raise TransientError("the inference workers are stopping")
-        worker = await self._idle.get()
+        while (worker := await self._idle.get()) is None:
+            if not self._live:
+                raise TransientError("no inference worker could be started; see the log")
+        if self._closed:  # waited through the start of close(), which retires every worker
+            self._idle.put_nowait(worker)
+            raise TransientError("the inference workers are stopping")
         call = asyncio.create_task(self._call(worker, name, args))
         self._calls.add(call)
         call.add_done_callback(self._calls.discard)
@@ -254,6 +261,8 @@ class InferencePool:
                 return
             except Exception:
                 log.exception("an inference worker failed to start; trying again")
+                if not self._live:
+                    self._idle.put_nowait(None)  # a waiting call fails instead of hanging
                 await asyncio.sleep(1.0)
 
     async def _start_worker(self) -> _Worker:
@@ -261,11 +270,27 @@ class InferencePool:
         process = multiprocessing.get_context("spawn").Process(
             target=_serve, args=(self._config, theirs), name="inference-worker"
         )
+
+        def start() -> None:
+            # The child is given the socket's number: it stays open until the start is done.
+            try:
+                process.start()
+            finally:
+                theirs.close()
+
+        starting = asyncio.ensure_future(asyncio.to_thread(start))
         try:
-            await asyncio.to_thread(process.start)
-        finally:
-            theirs.close()
-        reader, writer = await asyncio.open_unix_connection(sock=ours)
+            await asyncio.shield(starting)
+            reader, writer = await asyncio.open_unix_connection(sock=ours)
+        except BaseException:
+            # Failed or cancelled (close() during a replacement): nothing is left behind.
+            ours.close()
+            with contextlib.suppress(Exception):
+                await starting
+            if process.pid is not None:
+                process.kill()
+                await asyncio.to_thread(process.join)
+            raise
         worker = _Worker(process, reader, writer)
         self._live.add(worker)
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import os
 import signal
@@ -18,7 +19,7 @@ from service.adapters.face_embedder import Embedding
 from service.adapters.inference_pool import EngineConfig, InferencePool
 from service.adapters.model_weights import PlacedWeights
 from service.adapters.mtcnn_networks import MtcnnNetworks
-from service.domain.errors import ErrorCode, Rejected
+from service.domain.errors import ErrorCode, Rejected, TransientError
 from service.domain.faces import FacePolicy
 from service.service_layer.retry import RetryPolicy
 from tests.support.images import fixture_bytes, photo_with_face
@@ -27,11 +28,10 @@ from tests.support.images import fixture_bytes, photo_with_face
 MAX_EMBEDDING_SHIFT = 1e-5
 
 
-@pytest_asyncio.fixture(scope="module")
-async def pool(deepface_home: Path, placed_weights: PlacedWeights) -> AsyncIterator[InferencePool]:
+def _config(deepface_home: Path, placed_weights: PlacedWeights) -> EngineConfig:
     weights = placed_weights.model_weights
     assert weights is not None
-    config = EngineConfig(
+    return EngineConfig(
         detector_name="mtcnn",
         policy=FacePolicy(0.9, 64, 30, 30),
         max_pixels=50_000_000,
@@ -41,7 +41,11 @@ async def pool(deepface_home: Path, placed_weights: PlacedWeights) -> AsyncItera
         embedding=Embedding("onnxruntime", weights, placed_weights.model_graph),
         detection=MtcnnNetworks("onnxruntime", placed_weights.detector_graphs),
     )
-    pool = InferencePool(config, workers=1)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def pool(deepface_home: Path, placed_weights: PlacedWeights) -> AsyncIterator[InferencePool]:
+    pool = InferencePool(_config(deepface_home, placed_weights), workers=1)
     await pool.start()
     yield pool
     await pool.close()
@@ -111,6 +115,27 @@ async def test_calls_beyond_the_workers_wait_their_turn(pool: InferencePool) -> 
         *(pool.analyse(fixture_bytes(name)) for name in images), return_exceptions=True
     )
     assert [type(a).__name__ for a in answers] == ["AnalysedFace", "Rejected", "AnalysedFace"]
+
+
+async def test_calls_fail_rather_than_wait_when_no_worker_can_start(
+    deepface_home: Path, placed_weights: PlacedWeights
+) -> None:
+    config = _config(deepface_home, placed_weights)
+    pool = InferencePool(config, workers=1)
+    await pool.start()
+    try:
+        # From now on a new worker cannot load its models.
+        missing = Embedding("onnxruntime", deepface_home / "missing.dat", None)
+        pool._config = dataclasses.replace(config, embedding=missing)
+        [worker] = pool.worker_pids()
+        os.kill(worker, signal.SIGKILL)
+        with pytest.raises(TransientError, match="worker died"):
+            await pool.analyse(fixture_bytes("astronaut.png"))
+        # The next call would wait for a worker that never comes: it fails instead.
+        with pytest.raises(TransientError, match="no inference worker could be started"):
+            await asyncio.wait_for(pool.analyse(fixture_bytes("astronaut.png")), 120)
+    finally:
+        await pool.close()
 
 
 def plain_deepface_embedding(data: bytes, deepface_home: Path) -> np.ndarray:
