@@ -28,7 +28,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 from service.adapters.face_embedder import Embedding
 from service.adapters.mtcnn_networks import MtcnnNetworks
@@ -100,8 +100,9 @@ def _find_faces(data: bytes, max_faces: int) -> list[AnalysedFace]:
     return _engine.find_faces(data, max_faces)
 
 
-_WORK: dict[str, Callable[..., Any]] = {"analyse": _analyse, "find_faces": _find_faces}
 _LENGTH = struct.Struct("!Q")
+# What a worker's socket raises, or ends with, once the worker is gone.
+_GONE = (OSError, EOFError)
 
 
 def _serve(config: EngineConfig, connection: socket.socket) -> None:
@@ -111,9 +112,9 @@ def _serve(config: EngineConfig, connection: socket.socket) -> None:
     with connection, connection.makefile("rb") as incoming:
         _send(connection, pickle.dumps(("ready", os.getpid())))
         while header := incoming.read(_LENGTH.size):
-            name, args = pickle.loads(incoming.read(_LENGTH.unpack(header)[0]))
+            work, args = pickle.loads(incoming.read(_LENGTH.unpack(header)[0]))
             try:
-                answer = pickle.dumps(("ok", _WORK[name](*args)))
+                answer = pickle.dumps(("ok", work(*args)))
             except Exception as error:  # crosses to the service, which raises it there
                 answer = _pickled_error(error)
             _send(connection, answer)
@@ -152,14 +153,15 @@ class _Worker:
         assert self.process.pid is not None
         return self.process.pid
 
-    async def call(self, name: str, args: tuple[object, ...]) -> object:
-        request = pickle.dumps((name, args), protocol=pickle.HIGHEST_PROTOCOL)
+    async def call(self, work: Callable[..., object], args: tuple[object, ...]) -> object:
+        # The function goes by name, as a module's function pickles.
+        request = pickle.dumps((work, args), protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self.writer.write(_LENGTH.pack(len(request)))
             self.writer.write(request)
             await self.writer.drain()
             status, value = await self.answer()
-        except (OSError, asyncio.IncompleteReadError, EOFError):
+        except _GONE:
             raise WorkerDied() from None
         if status == "error":
             error, where = cast(tuple[Exception, str], value)
@@ -188,7 +190,7 @@ class InferencePool:
     async def start(self) -> None:
         """Start every worker and load its models before the first command."""
         started = await asyncio.gather(
-            *(self._start_worker() for _ in range(self._workers)), return_exceptions=True
+            *(self._spawn() for _ in range(self._workers)), return_exceptions=True
         )
         workers = [w for w in started if isinstance(w, _Worker)]
         failed = [e for e in started if isinstance(e, BaseException)]
@@ -201,12 +203,12 @@ class InferencePool:
         log.info("inference workers ready", extra={"workers": sorted(w.pid for w in workers)})
 
     async def analyse(self, data: bytes) -> AnalysedFace:
-        return cast(AnalysedFace, await self._run("analyse", data))
+        return await self._run(_analyse, data)
 
     async def find_faces(self, data: bytes, max_faces: int) -> list[AnalysedFace]:
-        return cast(list[AnalysedFace], await self._run("find_faces", data, max_faces))
+        return await self._run(_find_faces, data, max_faces)
 
-    async def _run(self, name: str, *args: object) -> object:
+    async def _run(self, work: Callable[..., T], *args: object) -> T:
         if self._closed:
             raise TransientError("the inference workers are stopping")
         while (worker := await self._idle.get()) is None:
@@ -215,16 +217,18 @@ class InferencePool:
         if self._closed:  # waited through the start of close(), which retires every worker
             self._idle.put_nowait(worker)
             raise TransientError("the inference workers are stopping")
-        call = asyncio.create_task(self._call(worker, name, args))
+        call = asyncio.create_task(self._call(worker, work, args))
         self._calls.add(call)
         call.add_done_callback(self._calls.discard)
         # Cancelled here, the caller leaves; the call keeps its worker until the answer is in,
         # so that no later call can read it as its own.
-        return await asyncio.shield(call)
+        return cast(T, await asyncio.shield(call))
 
-    async def _call(self, worker: _Worker, name: str, args: tuple[object, ...]) -> object:
+    async def _call(
+        self, worker: _Worker, work: Callable[..., object], args: tuple[object, ...]
+    ) -> object:
         try:
-            value = await worker.call(name, args)
+            value = await worker.call(work, args)
         except WorkerDied:
             await self._replace(worker)
             raise
@@ -257,7 +261,7 @@ class InferencePool:
     async def _start_replacement(self) -> None:
         while not self._closed:
             try:
-                self._idle.put_nowait(await self._start_worker())
+                self._idle.put_nowait(await self._spawn())
                 return
             except Exception:
                 log.exception("an inference worker failed to start; trying again")
@@ -265,7 +269,7 @@ class InferencePool:
                     self._idle.put_nowait(None)  # a waiting call fails instead of hanging
                 await asyncio.sleep(1.0)
 
-    async def _start_worker(self) -> _Worker:
+    async def _spawn(self) -> _Worker:
         ours, theirs = socket.socketpair()
         process = multiprocessing.get_context("spawn").Process(
             target=_serve, args=(self._config, theirs), name="inference-worker"
@@ -295,7 +299,7 @@ class InferencePool:
         self._live.add(worker)
         try:
             status, _ = await worker.answer()
-        except (OSError, asyncio.IncompleteReadError, EOFError):
+        except _GONE:
             await self._retire(worker)
             raise RuntimeError(
                 "an inference worker exited while loading its models "

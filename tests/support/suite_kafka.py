@@ -41,7 +41,8 @@ def service_overrides() -> dict[str, Any]:
         return {}  # a real Kafka: the service's own defaults are the production ones
     return {
         "kafka_enable_idempotence": False,  # Tansu cannot do InitProducerId
-        "kafka_fetch_max_wait_ms": EMBEDDED_FETCH_MAX_WAIT_MS,  # Tansu holds each fetch
+        # Tansu answers some fetches only when their wait ends.
+        "kafka_fetch_max_wait_ms": EMBEDDED_FETCH_MAX_WAIT_MS,
     }
 
 
