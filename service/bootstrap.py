@@ -469,9 +469,15 @@ class Service:
             await self._commands.close(self.settings.shutdown_deadline_s)
 
     async def readiness(self) -> dict[str, bool]:
-        """Ready means: models warm, in the consumer group, broker and database answering."""
+        """Ready means: models warm in a live worker, in the consumer group, broker and
+        database answering."""
+        inference = self.inference
         checks = {
-            "models": self._commands is not None,
+            # Workers that died and cannot start again (memory, a damaged model file)
+            # leave every registration failing: an operator must see it.
+            "models": self._commands is not None
+            and inference is not None
+            and inference.workers_ready(),
             "consumer": self._joined,
             "kafka": await self.broker.ping(timeout=_PROBE_TIMEOUT_S),
         }

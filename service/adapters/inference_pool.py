@@ -25,7 +25,7 @@ import struct
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import TypeVar, cast
@@ -147,6 +147,8 @@ class _Worker:
     process: BaseProcess
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    loaded: bool = False  # its models are in: it has said it is ready
+    resting: bool = False  # in the idle queue, no call under way
 
     @property
     def pid(self) -> int:
@@ -174,6 +176,10 @@ class _Worker:
         return cast(tuple[str, object], pickle.loads(payload))
 
 
+_FIRST_RETRY_S = 1.0
+_LAST_RETRY_S = 60.0
+
+
 class InferencePool:
     def __init__(self, config: EngineConfig, workers: int) -> None:
         self._config = config
@@ -183,6 +189,7 @@ class InferencePool:
         self._live: set[_Worker] = set()
         # Calls whose caller stopped waiting: each keeps its worker until the answer is in.
         self._calls: set[asyncio.Task[object]] = set()
+        # Starts of new workers, and the retirements of dead ones before them.
         self._replacing: set[asyncio.Task[None]] = set()
         self._closed = False
         self.restarts = 0
@@ -199,7 +206,7 @@ class InferencePool:
                 await self._retire(worker)
             raise failed[0]
         for worker in workers:
-            self._idle.put_nowait(worker)
+            self._rest(worker)
         log.info("inference workers ready", extra={"workers": sorted(w.pid for w in workers)})
 
     async def analyse(self, data: bytes) -> AnalysedFace:
@@ -211,11 +218,9 @@ class InferencePool:
     async def _run(self, work: Callable[..., T], *args: object) -> T:
         if self._closed:
             raise TransientError("the inference workers are stopping")
-        while (worker := await self._idle.get()) is None:
-            if not self._live:
-                raise TransientError("no inference worker could be started; see the log")
+        worker = await self._take()
         if self._closed:  # waited through the start of close(), which retires every worker
-            self._idle.put_nowait(worker)
+            self._rest(worker)
             raise TransientError("the inference workers are stopping")
         call = asyncio.create_task(self._call(worker, work, args))
         self._calls.add(call)
@@ -223,6 +228,20 @@ class InferencePool:
         # Cancelled here, the caller leaves; the call keeps its worker until the answer is in,
         # so that no later call can read it as its own.
         return cast(T, await asyncio.shield(call))
+
+    async def _take(self) -> _Worker:
+        while True:
+            worker = await self._idle.get()
+            if worker is None:
+                if not self._live:
+                    raise TransientError("no inference worker could be started; see the log")
+            elif worker in self._live:  # not one found dead while it rested
+                worker.resting = False
+                return worker
+
+    def _rest(self, worker: _Worker) -> None:
+        worker.resting = True
+        self._idle.put_nowait(worker)
 
     async def _call(
         self, worker: _Worker, work: Callable[..., object], args: tuple[object, ...]
@@ -233,7 +252,7 @@ class InferencePool:
             await self._replace(worker)
             raise
         except Exception:  # the worker's answer: a refusal, or its own failure
-            self._idle.put_nowait(worker)
+            self._rest(worker)
             raise
         except BaseException:
             # Cancelled mid-call (the callers never cancel a call: the loop is going away).
@@ -242,7 +261,7 @@ class InferencePool:
             worker.writer.close()
             worker.process.kill()
             raise
-        self._idle.put_nowait(worker)
+        self._rest(worker)
         return value
 
     async def _replace(self, dead: _Worker) -> None:
@@ -254,20 +273,30 @@ class InferencePool:
             "inference worker died; starting a new one",
             extra={"restarts": self.restarts, "exit_code": dead.process.exitcode},
         )
-        replacing = asyncio.create_task(self._start_replacement())
-        self._replacing.add(replacing)
-        replacing.add_done_callback(self._replacing.discard)
+        self._in_background(self._start_replacement())
+
+    def _in_background(self, work: Coroutine[object, None, None]) -> None:
+        task = asyncio.create_task(work)
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
 
     async def _start_replacement(self) -> None:
+        pause_s = _FIRST_RETRY_S
         while not self._closed:
             try:
-                self._idle.put_nowait(await self._spawn())
+                self._rest(await self._spawn())
                 return
             except Exception:
-                log.exception("an inference worker failed to start; trying again")
+                log.exception(
+                    "an inference worker failed to start; trying again",
+                    extra={"retry_in_s": pause_s},
+                )
                 if not self._live:
                     self._idle.put_nowait(None)  # a waiting call fails instead of hanging
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(pause_s)
+                # A worker that cannot load its models (memory, a damaged file) will not
+                # by the next second: the log gets a line a minute, not one a second.
+                pause_s = min(2 * pause_s, _LAST_RETRY_S)
 
     async def _spawn(self) -> _Worker:
         ours, theirs = socket.socketpair()
@@ -306,12 +335,26 @@ class InferencePool:
                 f"(exit code {process.exitcode})"
             ) from None
         assert status == "ready", status
+        worker.loaded = True
         return worker
 
     async def _retire(self, worker: _Worker) -> None:
         self._live.discard(worker)
         worker.writer.close()
         await asyncio.to_thread(_end, worker.process)
+
+    def workers_ready(self) -> bool:
+        """At least one worker is alive with its models loaded: calls can be answered.
+
+        A worker found dead while it rested (the kernel's OOM killer) is replaced now, not
+        when the next call would have found it: an idle service recovers on its own."""
+        for worker in list(self._live):
+            if worker.resting and not worker.process.is_alive():
+                # Out of the pool before anything else can take it.
+                self._live.discard(worker)
+                worker.resting = False
+                self._in_background(self._replace(worker))
+        return any(w.loaded and w.process.is_alive() for w in self._live)
 
     def worker_pids(self) -> list[int]:
         return sorted(w.pid for w in self._live)

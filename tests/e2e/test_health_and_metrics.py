@@ -201,3 +201,34 @@ async def test_readiness_turns_false_when_the_broker_goes_away(
     assert status == 503
     assert body["checks"]["kafka"] is False
     assert (await probe.status(LIVENESS_PATH))[0] == 200  # alive: a restart would not help
+
+
+async def test_readiness_turns_false_when_no_inference_worker_can_run(
+    started: tuple[ServiceProcess, Probe, list[tuple[int, int, Any]], str], tmp_path: Path
+) -> None:
+    service, probe, _, _ = started
+    assert service.process is not None
+    descendants = reaper.descendants(service.process.pid)
+    [worker] = [pid for pid in descendants if "spawn_main" in reaper.command_line(pid)]
+    # What a new worker would load, damaged: it cannot start again.
+    graphs = list((tmp_path / "deepface").rglob("*.onnx"))
+    assert graphs
+    for graph in graphs:
+        graph.write_bytes(b"damaged")
+
+    os.kill(worker, signal.SIGKILL)
+
+    async with asyncio.timeout(30):
+        status, body = await probe.status(READINESS_PATH)
+        while status == 200:
+            await asyncio.sleep(0.2)  # a probe polls; there is nothing to wait on
+            status, body = await probe.status(READINESS_PATH)
+    assert status == 503
+    assert body["checks"]["models"] is False
+    failed = await service.wait_for_log(
+        lambda entry: entry.get("message") == "an inference worker failed to start; trying again",
+        timeout_s=120,
+    )
+    assert failed.get("retry_in_s") == 1.0
+    status, body = await probe.status(READINESS_PATH)
+    assert (status, body["checks"]["models"]) == (503, False)

@@ -93,6 +93,39 @@ async def test_a_killed_worker_is_replaced_and_the_image_analysed_again(
     assert worker not in pool.worker_pids()
 
 
+async def exited(pid: int) -> None:
+    """Returns once the process has exited, without reaping it (multiprocessing does)."""
+    loop = asyncio.get_running_loop()
+    gone: asyncio.Future[None] = loop.create_future()
+    handle = os.pidfd_open(pid)
+    loop.add_reader(handle, lambda: gone.done() or gone.set_result(None))
+    try:
+        await asyncio.wait_for(gone, 10)
+    finally:
+        loop.remove_reader(handle)
+        os.close(handle)
+
+
+async def test_a_worker_killed_while_idle_is_replaced_before_any_call(
+    pool: InferencePool,
+) -> None:
+    [worker] = pool.worker_pids()
+    restarts = pool.restarts
+    assert pool.workers_ready()
+
+    os.kill(worker, signal.SIGKILL)
+    await exited(worker)
+
+    # A readiness probe sees it gone, and starts its replacement: the next call, with no
+    # retry, is not handed the dead worker.
+    assert not pool.workers_ready()
+    face = await pool.analyse(fixture_bytes("astronaut.png"))
+    assert face.confidence > 0.9
+    assert pool.restarts == restarts + 1
+    assert pool.workers_ready()
+    assert worker not in pool.worker_pids()
+
+
 async def test_a_call_given_up_keeps_its_answer_from_the_next_call(pool: InferencePool) -> None:
     # One worker: the call given up is answered on the same socket the next call reads.
     given_up = asyncio.create_task(pool.analyse(fixture_bytes("coffee.png")))
@@ -123,6 +156,7 @@ async def test_calls_fail_rather_than_wait_when_no_worker_can_start(
     config = _config(deepface_home, placed_weights)
     pool = InferencePool(config, workers=1)
     await pool.start()
+    assert pool.workers_ready()
     try:
         # From now on a new worker cannot load its models.
         missing = Embedding("onnxruntime", deepface_home / "missing.dat", None)
@@ -134,6 +168,7 @@ async def test_calls_fail_rather_than_wait_when_no_worker_can_start(
         # The next call would wait for a worker that never comes: it fails instead.
         with pytest.raises(TransientError, match="no inference worker could be started"):
             await asyncio.wait_for(pool.analyse(fixture_bytes("astronaut.png")), 120)
+        assert not pool.workers_ready()  # readiness says so
     finally:
         await pool.close()
 
