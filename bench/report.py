@@ -106,6 +106,24 @@ def sequential_breakdown_ms(samples: Sequence[Sample]) -> dict[str, float]:
     return breakdown
 
 
+def overhead_by_kind(samples: Sequence[Sample]) -> dict[str, dict[str, float]]:
+    """`overhead_fraction`'s parts by image kind: a large photo's decode is outside
+    detection and embedding too, so each kind has a share of its own."""
+    table = {}
+    for kind in sorted({s.kind for s in samples if s.ok}):
+        done = [s for s in samples if s.ok and s.kind == kind]
+        inside = [s.stages_ms.get("detect", 0) + s.stages_ms.get("embed", 0) for s in done]
+        latency = [s.latency_s * 1000 for s in done]
+        table[kind] = {
+            "count": len(done),
+            "latency_ms": statistics.mean(latency),
+            "outside_ms": statistics.mean(w - i for w, i in zip(latency, inside, strict=True)),
+            "decode_ms": statistics.mean(s.stages_ms.get("decode", 0) for s in done),
+            "share": statistics.mean(1 - i / w for w, i in zip(latency, inside, strict=True)),
+        }
+    return table
+
+
 def mean_ms_by_kind(run: Run) -> dict[str, float]:
     return {
         kind: statistics.mean([s.latency_s * 1000 for s in run.samples if s.kind == kind])
@@ -140,6 +158,7 @@ def report(
         "reference_settings": REFERENCE,
         "sequential_breakdown_ms": sequential_breakdown_ms(extras["sequential"]),
         "in_service_overhead_fraction": in_service_overhead_fraction(extras["sequential"]),
+        "overhead_by_kind": overhead_by_kind(extras["sequential"]),
         "cpus": os.cpu_count(),
         "runs": {
             run.label: {
@@ -184,6 +203,12 @@ def print_tables(result: Mapping[str, Any], runs: Runs) -> None:
         say(f"  {stage:<38} {ms:>10.1f}")
     share = result["detail"]["in_service_overhead_fraction"]
     say(f"  {'overhead share within the service':<38} {share:>10.3f}")
+    say()
+    say("the same by image kind")
+    say(_header(["count", "latency ms", "outside ms", "decode ms", "share"], width=12))
+    for kind, parts in result["detail"]["overhead_by_kind"].items():
+        *ms, share = parts.values()
+        say(_row(kind, ms, width=12, digits=1) + f"{share:>12.3f}")
     say()
     for key, value in result.items():
         if isinstance(value, float):
