@@ -39,6 +39,7 @@ class ErrorCode(StrEnum):
     FACE_MISMATCH = "InvalidImage.FaceMismatch"
     DUPLICATE_PERSON = "InvalidImage.DuplicatePerson"
     FACE_LIMIT_EXCEEDED = "FaceLimitExceeded"
+    LIBRARY_TOO_LARGE = "LibraryTooLarge"
     THROTTLED = "Throttling.User"
     INTERNAL = "InternalError"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from service.contracts.face_events import MAX_EVENT_BYTES, event_bytes
 from service.contracts.messages import FacesUnregistered, UnregisterSucceeded
 from service.domain.commands import UnregisterFaces
 from service.domain.errors import ErrorCode, Rejected
@@ -47,6 +48,15 @@ class UnregisterFacesHandler(JournaledHandler[UnregisterFaces]):
             KeyIds=key_ids,
             UnregisteredAt=now_ms(),
         )
+        if (size := event_bytes(event)) > MAX_EVENT_BYTES:
+            # Only a whole library can be this large (a person has at most 10 faces).
+            # Refused before anything is erased: its event could never be published.
+            raise Rejected(
+                ErrorCode.LIBRARY_TOO_LARGE,
+                f"library {command.category.display!r} has {len(face_ids)} faces: their "
+                f"event would take {size} bytes, over the {MAX_EVENT_BYTES} of one Kafka "
+                "record; unregister some of its persons first, then ALL",
+            )
         return unregistered_entry(event)
 
     async def _erased(self, command: UnregisterFaces) -> tuple[tuple[str, ...], tuple[str, ...]]:

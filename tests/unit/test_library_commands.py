@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any
@@ -92,6 +93,36 @@ async def test_all_faces_of_a_person_and_all_persons_of_a_library(
     unregistered = [e for e in library.published_events() if e.Type == "FacesUnregistered"]
     assert [len(e.FaceIds) for e in unregistered] == [2, 1]
     assert all("Embedding" not in e.model_dump_json() for e in unregistered)
+
+
+async def test_a_library_too_large_for_one_event_is_refused_before_anything_is_erased(
+    libraries: Make,
+) -> None:
+    library = libraries()
+    [first] = await library.send(register("P1", "a"))
+    [person] = library.persons.persons.values()
+    # 2,800 persons of 10 faces: 28,000 FaceIds do not fit one Kafka record.
+    for n in range(2, 2802):
+        images = tuple(
+            dataclasses.replace(person.images[0], face_id=f"{n:016x}{i:016x}") for i in range(10)
+        )
+        key = ("user-1", "cat-1", f"p{n}")
+        library.persons.persons[key] = dataclasses.replace(
+            person, person_id=f"P{n}", person_key=f"p{n}", images=images
+        )
+    events_before = len(library.events.published)
+
+    refused = await library.one(unregister("ALL", "ALL"))
+    one = await library.one(unregister("P2", "ALL"))
+
+    assert refused["Code"] == "LibraryTooLarge", refused
+    assert "28001 faces" in refused["Message"] and "'Cat-1'" in refused["Message"]
+    assert one["UnregisteredFaceCount"] == 10  # the partition went on
+    assert len(library.persons.persons) == 2800
+    assert faces_of(library, "p1") == [first["FaceId"]]
+    assert await library.stores.keys.find("user-1", first["FaceId"]) is not None
+    [event] = library.published_events()[events_before:]
+    assert event.Type == "FacesUnregistered" and len(event.FaceIds) == 10
 
 
 async def test_a_freed_place_counts_at_once_against_the_cap(

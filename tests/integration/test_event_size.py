@@ -1,0 +1,51 @@
+"""The largest face event the service publishes fits one record of the real broker."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from service.adapters.result_publisher import KafkaJsonPublisher
+from service.bootstrap import Service
+from service.contracts.face_events import MAX_EVENT_BYTES, event_bytes
+from service.contracts.messages import FacesUnregistered
+from service.domain.errors import TransientError
+from tests.support.suite_kafka import create_topics
+
+
+def unregistered(faces: int) -> FacesUnregistered:
+    return FacesUnregistered(
+        Owner="event-size-user",
+        RequestId=str(uuid.uuid4()),
+        CategoryId="Huge-Library",
+        PersonId="ALL",
+        FaceId="ALL",
+        FaceIds=tuple(uuid.uuid4().hex for _ in range(faces)),
+        KeyIds=(),
+        UnregisteredAt=datetime.now(UTC),
+    )
+
+
+def largest_allowed() -> FacesUnregistered:
+    faces = 27_000
+    while event_bytes(unregistered(faces + 100)) <= MAX_EVENT_BYTES:
+        faces += 100
+    return unregistered(faces)
+
+
+async def test_the_largest_event_allowed_is_published_and_one_larger_is_not(
+    kafka: str, service: Service
+) -> None:
+    [topic] = (await create_topics(kafka, {"events": f"event-size-{uuid.uuid4().hex}"})).values()
+    publisher = KafkaJsonPublisher(service.broker, topic)
+    largest = largest_allowed()
+    assert MAX_EVENT_BYTES - 4_000 < event_bytes(largest) <= MAX_EVENT_BYTES
+
+    await publisher.publish(largest.Owner, largest)
+
+    # What the refusal of a larger library prevents: a record the producer never sends,
+    # retried for good by a command that can only wait.
+    with pytest.raises(TransientError, match="MessageSizeTooLarge"):
+        await publisher.publish(largest.Owner, unregistered(len(largest.FaceIds) + 5_000))
