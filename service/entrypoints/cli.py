@@ -289,7 +289,7 @@ def _fill_from_settings(args: argparse.Namespace) -> bool:
 
 
 def _run(_args: argparse.Namespace) -> int:
-    from service.bootstrap import Service
+    from service.entrypoints.service_app import Service
     from service.logs import configure_logging
 
     settings = _settings_or_none()
@@ -390,7 +390,7 @@ def _offsets(text: str) -> dict[int, int]:
 def _replay(args: argparse.Namespace) -> int:
     from service.adapters.event_log import UnreadableEvent
     from service.adapters.sealing import SealBroken
-    from service.bootstrap import open_store
+    from service.dependencies import open_store
     from service.entrypoints.replay import (
         Progress,
         ReplayFailed,

@@ -24,7 +24,8 @@ from service.adapters.dead_letters import DiscardingDeadLetters
 from service.adapters.event_log import read_face_events
 from service.adapters.result_publisher import DiscardingPublisher, KafkaJsonPublisher
 from service.adapters.topic_reader import read_to_end, topic_partitions
-from service.bootstrap import kafka_unreachable, open_pipeline, retry_policy, wait_for_kafka
+from service.bootstrap import open_pipeline, retry_policy
+from service.dependencies import kafka_unreachable, wait_for_kafka
 from service.entrypoints.command_flow import CommandFlow, Commit
 from service.entrypoints.consumer import committer, incoming_record, partition_count
 from service.service_layer.handling import Answer

@@ -7,7 +7,7 @@ import pytest
 import pytest_asyncio
 
 from service.adapters.model_weights import PlacedWeights, place_weights
-from service.bootstrap import Service
+from service.entrypoints.service_app import Service
 from tests.conftest import mongodb_uri
 from tests.support.image_server import ImageServer
 from tests.support.kafka_client import CommandClient

@@ -19,11 +19,11 @@ from service.adapters.journal import MongoJournal
 from service.adapters.mongo import open_database
 from service.adapters.person_store import MongoPersonStore
 from service.adapters.sealing import SealBroken, associated_data, open_sealed
-from service.bootstrap import Service
 from service.contracts.face_events import opened
 from service.contracts.messages import FaceRegistered
 from service.domain.ids import derive_face_id
 from service.entrypoints.replay import Progress, StartAt, replay_commands, replay_events
+from service.entrypoints.service_app import Service
 from service.service_layer.ports import FaceKeys, Stores
 from service.settings import Settings
 from tests.support import suite_kafka

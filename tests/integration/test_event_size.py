@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 
 from service.adapters.result_publisher import KafkaJsonPublisher
-from service.bootstrap import Service
 from service.contracts.face_events import MAX_EVENT_BYTES, event_bytes
 from service.contracts.messages import FacesUnregistered
 from service.domain.errors import TransientError
+from service.entrypoints.service_app import Service
 from tests.support.suite_kafka import create_topics
 
 

@@ -14,8 +14,8 @@ import uuid
 
 import pytest
 
-from service.bootstrap import Service
 from service.domain.ids import derive_request_id
+from service.entrypoints.service_app import Service
 from service.logs import JsonFormatter
 from tests.support.hostile_cases import CASES, OK, HostileCase, Record, Url
 from tests.support.image_server import ImageServer

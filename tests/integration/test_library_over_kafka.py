@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from service.bootstrap import Service
+from service.entrypoints.service_app import Service
 from tests.support.commands import listing, tag, unregister
 from tests.support.image_server import ImageServer
 from tests.support.images import tom_variants

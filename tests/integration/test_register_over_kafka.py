@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from service.adapters.sealing import associated_data, open_sealed
-from service.bootstrap import Service
+from service.entrypoints.service_app import Service
 from tests.integration.conftest import IMAGE_MAX_BYTES
 from tests.support.image_server import IMAGE_HOST, ImageServer
 from tests.support.images import (

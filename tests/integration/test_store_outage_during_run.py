@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest_asyncio
 
-from service.bootstrap import Service
 from service.domain.commands import RegisterFace
 from service.domain.errors import TransientError
 from service.domain.person import FaceImage, Person
+from service.entrypoints.service_app import Service
 from service.service_layer.ports import PersonStore
 from tests.support import suite_kafka
 from tests.support.image_server import ImageServer

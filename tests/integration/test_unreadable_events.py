@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from service.bootstrap import Service
+from service.entrypoints.service_app import Service
 from tests.support import suite_kafka
 from tests.support.image_server import ImageServer
 from tests.support.settings import service_settings

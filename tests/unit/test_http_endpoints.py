@@ -10,9 +10,9 @@ import httpx
 import pytest_asyncio
 from prometheus_client import generate_latest
 
-from service.bootstrap import Service
 from service.contracts.documents import SCHEMAS_DIR
 from service.entrypoints.http_endpoints import HttpEndpoints
+from service.entrypoints.service_app import Service
 from service.metrics import LiveCounts, observe_outcome, service_registry
 from service.settings import Settings
 from tests.conftest import free_port
