@@ -25,6 +25,7 @@ import struct
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
@@ -184,9 +185,12 @@ class InferencePool:
     def __init__(self, config: EngineConfig, workers: int) -> None:
         self._config = config
         self._workers = workers
-        # None: a worker failed to start with no other alive; its taker fails, not waits.
-        self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
         self._live: set[_Worker] = set()
+        self._resting: deque[_Worker] = deque()  # waiting for a call, longest first
+        # Set, and renewed, when a worker rests or a start fails: waiting calls look again.
+        self._changed = asyncio.Event()
+        # A worker failed to start with none alive: calls fail at once until one starts.
+        self._cannot_start = False
         # Calls whose caller stopped waiting: each keeps its worker until the answer is in.
         self._calls: set[asyncio.Task[object]] = set()
         # Starts of new workers, and the retirements of dead ones before them.
@@ -231,17 +235,46 @@ class InferencePool:
 
     async def _take(self) -> _Worker:
         while True:
-            worker = await self._idle.get()
-            if worker is None:
-                if not self._live:
-                    raise TransientError("no inference worker could be started; see the log")
-            elif worker in self._live:  # not one found dead while it rested
+            while self._resting:
+                worker = self._resting.popleft()
                 worker.resting = False
-                return worker
+                if worker not in self._live:  # replaced when it died resting
+                    continue
+                if worker.process.is_alive():
+                    return worker
+                self._died_resting(worker)  # before its sentinel was read
+            if self._cannot_start and not self._live:
+                raise TransientError("no inference worker could be started; see the log")
+            await self._changed.wait()
 
     def _rest(self, worker: _Worker) -> None:
         worker.resting = True
-        self._idle.put_nowait(worker)
+        self._resting.append(worker)
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _watch(self, worker: _Worker) -> None:
+        """A worker's exit is seen when it happens, not when a call finds it: one that dies
+        resting (the kernel's OOM killer) is replaced before anything needs it."""
+
+        def exited() -> None:
+            asyncio.get_running_loop().remove_reader(worker.process.sentinel)
+            if worker.resting and worker in self._live:
+                self._died_resting(worker)
+            # Otherwise a call under way reads the end of its socket and replaces it.
+
+        asyncio.get_running_loop().add_reader(worker.process.sentinel, exited)
+
+    def _died_resting(self, worker: _Worker) -> None:
+        # Out of the pool at once: no call can be handed it while it is retired.
+        self._live.discard(worker)
+        worker.resting = False
+        worker.writer.close()
+        if not self._closed:
+            self._in_background(self._replace(worker))
 
     async def _call(
         self, worker: _Worker, work: Callable[..., object], args: tuple[object, ...]
@@ -258,6 +291,7 @@ class InferencePool:
             # Cancelled mid-call (the callers never cancel a call: the loop is going away).
             # Its answer may still come, so the worker takes no other call.
             self._live.discard(worker)
+            _unwatch(worker)
             worker.writer.close()
             worker.process.kill()
             raise
@@ -284,19 +318,23 @@ class InferencePool:
         pause_s = _FIRST_RETRY_S
         while not self._closed:
             try:
-                self._rest(await self._spawn())
-                return
+                worker = await self._spawn()
             except Exception:
                 log.exception(
                     "an inference worker failed to start; trying again",
                     extra={"retry_in_s": pause_s},
                 )
                 if not self._live:
-                    self._idle.put_nowait(None)  # a waiting call fails instead of hanging
+                    self._cannot_start = True
+                    self._notify()  # the calls waiting fail instead of hanging
                 await asyncio.sleep(pause_s)
                 # A worker that cannot load its models (memory, a damaged file) will not
                 # by the next second: the log gets a line a minute, not one a second.
                 pause_s = min(2 * pause_s, _LAST_RETRY_S)
+                continue
+            self._cannot_start = False
+            self._rest(worker)
+            return
 
     async def _spawn(self) -> _Worker:
         ours, theirs = socket.socketpair()
@@ -336,24 +374,17 @@ class InferencePool:
             ) from None
         assert status == "ready", status
         worker.loaded = True
+        self._watch(worker)
         return worker
 
     async def _retire(self, worker: _Worker) -> None:
         self._live.discard(worker)
+        _unwatch(worker)
         worker.writer.close()
         await asyncio.to_thread(_end, worker.process)
 
     def workers_ready(self) -> bool:
-        """At least one worker is alive with its models loaded: calls can be answered.
-
-        A worker found dead while it rested (the kernel's OOM killer) is replaced now, not
-        when the next call would have found it: an idle service recovers on its own."""
-        for worker in list(self._live):
-            if worker.resting and not worker.process.is_alive():
-                # Out of the pool before anything else can take it.
-                self._live.discard(worker)
-                worker.resting = False
-                self._in_background(self._replace(worker))
+        """At least one worker is alive with its models loaded: calls can be answered."""
         return any(w.loaded and w.process.is_alive() for w in self._live)
 
     def worker_pids(self) -> list[int]:
@@ -366,6 +397,11 @@ class InferencePool:
             replacing.cancel()
         await asyncio.gather(*self._calls, *self._replacing, return_exceptions=True)
         await asyncio.gather(*(self._retire(w) for w in list(self._live)))
+
+
+def _unwatch(worker: _Worker) -> None:
+    if worker.loaded:
+        asyncio.get_running_loop().remove_reader(worker.process.sentinel)
 
 
 def _end(process: BaseProcess) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import io
+import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -97,13 +99,42 @@ async def exited(pid: int) -> None:
     """Returns once the process has exited, without reaping it (multiprocessing does)."""
     loop = asyncio.get_running_loop()
     gone: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not gone.done():
+            gone.set_result(None)
+
     handle = os.pidfd_open(pid)
-    loop.add_reader(handle, lambda: gone.done() or gone.set_result(None))
+    loop.add_reader(handle, readable)
     try:
         await asyncio.wait_for(gone, 10)
     finally:
         loop.remove_reader(handle)
         os.close(handle)
+
+
+class Logged(logging.Handler):
+    """Sets `seen` when the pool logs `message`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+        self.seen = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == self.message:
+            self.seen.set()
+
+
+@contextlib.contextmanager
+def logged(message: str) -> Iterator[Logged]:
+    handler = Logged(message)
+    pool_log = logging.getLogger("service.adapters.inference_pool")
+    pool_log.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        pool_log.removeHandler(handler)
 
 
 async def test_a_worker_killed_while_idle_is_replaced_before_any_call(
@@ -113,13 +144,12 @@ async def test_a_worker_killed_while_idle_is_replaced_before_any_call(
     restarts = pool.restarts
     assert pool.workers_ready()
 
-    os.kill(worker, signal.SIGKILL)
-    await exited(worker)
+    with logged("inference worker died; starting a new one") as replacing:
+        os.kill(worker, signal.SIGKILL)
+        await asyncio.wait_for(replacing.seen.wait(), 10)  # no call was made
 
-    # A readiness probe sees it gone, and starts its replacement: the next call, with no
-    # retry, is not handed the dead worker.
-    assert not pool.workers_ready()
-    face = await pool.analyse(fixture_bytes("astronaut.png"))
+    assert not pool.workers_ready()  # what readiness says while the new one loads
+    face = await pool.analyse(fixture_bytes("astronaut.png"))  # no retry: not the dead one
     assert face.confidence > 0.9
     assert pool.restarts == restarts + 1
     assert pool.workers_ready()
@@ -163,12 +193,14 @@ async def test_calls_fail_rather_than_wait_when_no_worker_can_start(
         pool._config = dataclasses.replace(config, embedding=missing)
         [worker] = pool.worker_pids()
         os.kill(worker, signal.SIGKILL)
-        with pytest.raises(TransientError, match="worker died"):
-            await pool.analyse(fixture_bytes("astronaut.png"))
-        # The next call would wait for a worker that never comes: it fails instead.
-        with pytest.raises(TransientError, match="no inference worker could be started"):
-            await asyncio.wait_for(pool.analyse(fixture_bytes("astronaut.png")), 120)
+        await exited(worker)
+        # The call waits while a new worker starts, and fails when it cannot: it does
+        # not wait for the next attempt (a minute away, after a few failures).
+        for _ in range(2):
+            with pytest.raises(TransientError, match="no inference worker could be started"):
+                await asyncio.wait_for(pool.analyse(fixture_bytes("astronaut.png")), 60)
         assert not pool.workers_ready()  # readiness says so
+        assert pool.restarts == 1
     finally:
         await pool.close()
 
