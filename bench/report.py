@@ -207,8 +207,8 @@ def print_tables(result: Mapping[str, Any], runs: Runs) -> None:
     say("the same by image kind")
     say(_header(["count", "latency ms", "outside ms", "decode ms", "share"], width=12))
     for kind, parts in result["detail"]["overhead_by_kind"].items():
-        *ms, share = parts.values()
-        say(_row(kind, ms, width=12, digits=1) + f"{share:>12.3f}")
+        ms = "".join(f"{parts[key]:>12.1f}" for key in ("latency_ms", "outside_ms", "decode_ms"))
+        say(f"{kind:<28}{parts['count']:>12}{ms}{parts['share']:>12.3f}")
     say()
     for key, value in result.items():
         if isinstance(value, float):

@@ -49,13 +49,13 @@ class UnregisterFacesHandler(JournaledHandler[UnregisterFaces]):
             UnregisteredAt=now_ms(),
         )
         if (size := event_bytes(event)) > MAX_EVENT_BYTES:
-            # Only a whole library can be this large (a person has at most 10 faces).
-            # Refused before anything is erased: its event could never be published.
+            # Refused before anything is erased: its event could never be published, and
+            # the command would wait for it for good, its partition behind it.
             raise Rejected(
                 ErrorCode.LIBRARY_TOO_LARGE,
-                f"library {command.category.display!r} has {len(face_ids)} faces: their "
-                f"event would take {size} bytes, over the {MAX_EVENT_BYTES} of one Kafka "
-                "record; unregister some of its persons first, then ALL",
+                f"{_what(command)} has {len(face_ids)} faces and {len(key_ids)} person-text "
+                f"keys: their event would take {size} bytes, over the {MAX_EVENT_BYTES} of "
+                f"one Kafka record{_how(command)}",
             )
         return unregistered_entry(event)
 
@@ -99,6 +99,21 @@ class UnregisterFacesHandler(JournaledHandler[UnregisterFaces]):
         await self._store.remove_faces(command.owner, command.category.key, entry.erased_face_ids)
         if self._vectors is not None:
             self._vectors.removed(command.owner, command.category.key, entry.erased_face_ids)
+
+
+def _what(command: UnregisterFaces) -> str:
+    if command.whole_library:
+        return f"library {command.category.display!r}"
+    return f"person {command.person.display!r} of library {command.category.display!r}"
+
+
+def _how(command: UnregisterFaces) -> str:
+    if command.whole_library:
+        return (
+            "; unregister some of its persons first (their PersonId, FaceId ALL), then the "
+            "library again, with a new RequestId"
+        )
+    return ""
 
 
 def unregistered_entry(event: FacesUnregistered) -> JournalEntry:
