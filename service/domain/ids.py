@@ -9,6 +9,9 @@ import uuid
 from dataclasses import dataclass
 
 MAX_ID_LENGTH = 120
+# A user id is a record key, and goes into every result and face event of the user: a long
+# one would make those records too large for Kafka, which would refuse them for good.
+MAX_USER_ID_BYTES = 256
 
 # Fixed namespace: a RequestId derived from a record's position must be the same in
 # every process and every replay, so it cannot come from anything random.

@@ -28,7 +28,7 @@ from service.domain.commands import (
     UnregisterFaces,
 )
 from service.domain.errors import ErrorCode, Rejected
-from service.domain.ids import LibraryId, derive_request_id
+from service.domain.ids import MAX_USER_ID_BYTES, LibraryId, derive_request_id
 from service.domain.paging import page_start
 from service.domain.partitioning import key_partition
 
@@ -133,7 +133,8 @@ def parse_command(envelope: Envelope, system_category_keys: Collection[str]) -> 
     if envelope.owner is None:
         raise Unreadable(
             ErrorCode.INVALID_USER_ID,
-            "the record has no key, or one that is not UTF-8 text; the key must be the user id",
+            "the record has no key, or one that is not UTF-8 text or is over "
+            f"{MAX_USER_ID_BYTES} bytes; the key must be the user id",
         )
     if isinstance(envelope.body, str):
         raise Unreadable(ErrorCode.INVALID_MESSAGE, envelope.body)
@@ -268,7 +269,8 @@ def _person(value: str) -> LibraryId:
 
 
 def _owner(key: bytes | None) -> str | None:
-    if not key:
+    # Not the owner of anything the service writes: its refusal goes out without a key.
+    if not key or len(key) > MAX_USER_ID_BYTES:
         return None
     try:
         owner = key.decode("utf-8")

@@ -108,6 +108,11 @@ def _without_key(server: ImageServer, tag: str, _user: bytes) -> Record:
     return Record(None, json.dumps(_valid_body(_face(server, tag))).encode())
 
 
+def _with_long_key(server: ImageServer, tag: str, _user: bytes) -> Record:
+    # Twice in its face event (the key and Owner): over the 1 MiB Kafka takes.
+    return Record(b"u" * 600_000, json.dumps(_valid_body(_face(server, tag))).encode())
+
+
 def _with_binary_header(server: ImageServer, tag: str, user: bytes) -> Record:
     body = json.dumps(_valid_body(_face(server, tag))).encode()
     return Record(user, body, (("trace", b"\xff\xfe\x00"),))
@@ -247,6 +252,7 @@ CASES: tuple[HostileCase, ...] = (
     HostileCase(
         "key-not-utf8", "record", "InvalidParameter.UserId", _record(b"{}", key=b"\xff\xfe"), True
     ),
+    HostileCase("key-too-long", "record", "InvalidParameter.UserId", _with_long_key, True),
     HostileCase("value-empty", "record", MESSAGE, _record(None), True),
     HostileCase("value-not-utf8", "record", MESSAGE, _record(b'{"PersonId": "\xff"}'), True),
     HostileCase("value-not-json", "record", MESSAGE, _record(b"{'PersonId': p}"), True),

@@ -36,9 +36,14 @@ def test_a_command_without_request_id_gets_one_derived_from_its_position() -> No
     assert command.request_id == derive_request_id("cmds", 2, 7)
 
 
-@pytest.mark.parametrize("key", [None, b"", b"\xff\xfe"])
+@pytest.mark.parametrize("key", [None, b"", b"\xff\xfe", "é".encode() * 128 + b"x"])
 def test_a_record_without_a_usable_key_is_refused(key: bytes | None) -> None:
     assert refusal(VALID, key=key).code is ErrorCode.INVALID_USER_ID
+
+
+def test_a_user_id_of_256_bytes_is_one() -> None:
+    command = parse_command(open_envelope(record(VALID, key="é".encode() * 128), MAX_BYTES), SYSTEM)
+    assert command.owner == "é" * 128
 
 
 @pytest.mark.parametrize("value", [b"not json", b"[1, 2]", b"\xff\xfe", None, b'"text"'])
