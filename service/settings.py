@@ -79,7 +79,13 @@ class Settings(BaseSettings):
         description="Dead-letter topic: a copy of every record that is not a readable command.",
     )
     max_command_bytes: int = Field(
-        64 * 1024, ge=1024, description="Largest command record value; larger ones are refused."
+        64 * 1024,
+        ge=1024,
+        le=512 * 1024,
+        description=(
+            "Largest command record value; larger ones are refused. At most 524288: its URL "
+            "and name travel in a face event, which must fit one Kafka record."
+        ),
     )
     max_records_in_flight: int = Field(
         1000,

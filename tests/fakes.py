@@ -10,8 +10,9 @@ from dataclasses import replace
 
 from pydantic import BaseModel
 
+from service.contracts.record_size import MAX_MESSAGE_BYTES, message_bytes
 from service.domain.commands import PageStart, RegisterFace, TagPerson
-from service.domain.errors import Rejected, TransientError
+from service.domain.errors import MessageTooLarge, Rejected, TransientError
 from service.domain.faces import AnalysedFace, Box
 from service.domain.ids import LibraryId
 from service.domain.journal import JournalEntry
@@ -264,6 +265,7 @@ class RecordingPublisher:
         self.published: list[tuple[str | None, BaseModel]] = []
         self.refusing = False
         self.refused = 0
+        self.max_bytes = MAX_MESSAGE_BYTES  # larger messages refused, as Kafka refuses them
         self.changed = asyncio.Condition()  # notified on every attempt
 
     async def publish(self, owner: str | None, message: BaseModel) -> None:
@@ -272,6 +274,8 @@ class RecordingPublisher:
             if self.refusing:
                 self.refused += 1
                 raise TransientError("publishing failed: KafkaConnectionError")
+            if (size := message_bytes(message)) > self.max_bytes:
+                raise MessageTooLarge(f"{type(message).__name__}: {size} bytes")
             self.published.append((owner, message))
 
     async def until(self, condition: Callable[[], bool]) -> None:

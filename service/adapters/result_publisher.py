@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
-from service.domain.errors import TransientError
+from service.domain.errors import MessageTooLarge, TransientError
 
 
 class KafkaJsonPublisher:
@@ -22,6 +22,8 @@ class KafkaJsonPublisher:
                 key=owner.encode("utf-8") if owner is not None else None,
                 headers={"message-type": type(message).__name__},
             )
+        except MessageSizeTooLargeError as error:
+            raise MessageTooLarge(f"{type(message).__name__} to {self._topic}: {error}") from error
         except (KafkaError, OSError) as error:
             raise TransientError(f"publishing to {self._topic} failed: {error!r}") from error
 

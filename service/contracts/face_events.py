@@ -3,7 +3,6 @@ travel sealed with the face's own key (see `service.adapters.sealing`)."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
@@ -27,19 +26,6 @@ from service.domain.person import FaceImage, ModelProvenance
 _EVENTS: TypeAdapter[FaceEvent] = TypeAdapter(
     Annotated[FaceRegistered | FacesUnregistered | PersonTagged, Field(discriminator="Type")]
 )
-
-
-# An event is one Kafka record: under the broker's and the producer's default limit (1 MiB,
-# `message.max.bytes` and `max_request_size`) with room for the record's own framing. One
-# over it is refused by the producer, every time: a command whose event it is could never
-# be answered, and its partition would wait behind it for good.
-MAX_EVENT_BYTES = 1_000_000
-
-
-def event_bytes(event: FaceEvent) -> int:
-    """At least the bytes the event takes on the log: JSON with spaces and non-ASCII
-    characters escaped is the longest way the publisher may spell it."""
-    return len(json.dumps(event.model_dump(mode="json")).encode())
 
 
 def decode_event(document: Any) -> FaceEvent:

@@ -69,5 +69,9 @@ class Rejected(Exception):
         return (Rejected, (self.code, self.message))
 
 
+class MessageTooLarge(Exception):
+    """The broker refused a message for its size: sending it again would fail again."""
+
+
 class TransientError(Exception):
     """A failure of an outside system that may pass: retried, never turned into a refusal."""

@@ -19,7 +19,7 @@ from functools import partial
 
 from service.contracts.messages import Result
 from service.domain.commands import Command, RegisterFace, Scope
-from service.domain.errors import ErrorCode, Rejected
+from service.domain.errors import ErrorCode, MessageTooLarge, Rejected
 from service.domain.ids import identity_key
 from service.domain.limiter import UserRateLimiter
 from service.logs import redact_url
@@ -110,6 +110,9 @@ class IntakeRules:
     check_key_partition: bool = True
 
 
+_TOO_LARGE_PAUSE_S = 5.0
+
+
 class CommandHandling:
     def __init__(
         self,
@@ -155,6 +158,20 @@ class CommandHandling:
             try:
                 await self._retry.run(delivery.send)
                 return
+            except MessageTooLarge as error:
+                if delivery.stage != "publish":
+                    # An event or a copy cannot be swapped for another: what makes them is
+                    # bounded so that this never happens; if it does, it is said loudly.
+                    log.error(
+                        "message too large for Kafka; trying again",
+                        extra={"stage": delivery.stage, "error": str(error)},
+                    )
+                    await asyncio.sleep(_TOO_LARGE_PAUSE_S)
+                    continue
+                # A result Kafka cannot take must not hold its partition for good: the
+                # command is answered with what went wrong instead.
+                log.error("result too large for Kafka", extra={"error": str(error)})
+                delivery = self._too_large(answer, error)
             except RetriesExhausted:
                 # The answer must not be lost: this message is tried again, and the
                 # partition's commits wait for it meanwhile. Nothing before it reruns.
@@ -168,6 +185,13 @@ class CommandHandling:
                     },
                 )
                 await asyncio.sleep(self._retry.base_delay_s)
+
+    def _too_large(self, answer: Answer, error: MessageTooLarge) -> Delivery:
+        outcome = answer.outcome
+        outcome.code = ErrorCode.INTERNAL
+        outcome.message = f"errorMsg:the answer is too large for one Kafka record ({error})"
+        result = failed(answer.envelope.request_id, outcome.code, outcome.message)
+        return Delivery("publish", partial(self._results.publish, answer.envelope.owner, result))
 
     def _decide(self, record: IncomingRecord, received: float) -> Decision:
         envelope = open_envelope(record, self._rules.max_command_bytes)

@@ -8,6 +8,7 @@ from service.contracts.messages import (
     ListedPerson,
     ListSucceeded,
 )
+from service.contracts.record_size import MAX_MESSAGE_BYTES, message_bytes
 from service.domain.commands import ListPersons, PageStart
 from service.domain.journal import JournalEntry
 from service.domain.paging import next_token
@@ -43,18 +44,31 @@ class ListPersonsHandler(JournaledHandler[ListPersons]):
             command.after,
             command.max_results + 1,
         )
-        page = found[: command.max_results]
-        libraries = await self._store.libraries(command.owner, {p.category_key for p in page})
-        token = None
-        if len(found) > len(page):
-            last = page[-1]
-            token = next_token(PageStart(last.category_key, last.person_key))
-        result = ListSucceeded(
-            RequestId=command.request_id,
-            Categories=_categories(page, {library.category_key: library for library in libraries}),
-            NextToken=token,
-        )
+        libraries = await self._store.libraries(command.owner, {p.category_key for p in found})
+        by_key = {library.category_key: library for library in libraries}
+        size = min(command.max_results, len(found))
+        while True:
+            result = _page(command, found, size, by_key)
+            if size == 1 or (taken := message_bytes(result)) <= MAX_MESSAGE_BYTES:
+                break
+            # Long image URLs: fewer persons, the rest on the next page (the estimate
+            # first, then one less at a time).
+            size = max(1, min(size - 1, size * MAX_MESSAGE_BYTES // taken))
         return journal_entry(command.owner, ACTION, result, expires_at=expiry(self.retention_s))
+
+
+def _page(
+    command: ListPersons, found: list[Person], size: int, libraries: dict[str, Library]
+) -> ListSucceeded:
+    """The first `size` persons of `found`, and a token to the rest if there is more."""
+    page = found[:size]
+    token = None
+    if len(found) > len(page):
+        last = page[-1]
+        token = next_token(PageStart(last.category_key, last.person_key))
+    return ListSucceeded(
+        RequestId=command.request_id, Categories=_categories(page, libraries), NextToken=token
+    )
 
 
 def _categories(page: list[Person], libraries: dict[str, Library]) -> tuple[ListedCategory, ...]:

@@ -12,7 +12,9 @@ from service.contracts.messages import (
     SearchMatch,
     SearchSucceeded,
 )
+from service.contracts.record_size import MAX_MESSAGE_BYTES, message_bytes
 from service.domain.commands import SearchFaces
+from service.domain.errors import ErrorCode, Rejected
 from service.domain.face_vectors import Match, nearest_persons
 from service.domain.faces import AnalysedFace
 from service.domain.journal import JournalEntry
@@ -88,6 +90,14 @@ class SearchFacesHandler(JournaledHandler[SearchFaces]):
                 for face, matches in zip(faces, found, strict=True)
             ),
         )
+        if (size := message_bytes(result)) > MAX_MESSAGE_BYTES:
+            # Long names, many faces, many matches each: an answer that could never be sent.
+            raise Rejected(
+                ErrorCode.INVALID_LIMIT,
+                f"the answer ({len(faces)} faces, {sum(map(len, found))} matches) would take "
+                f"{size} bytes, over the {MAX_MESSAGE_BYTES} of one Kafka record: ask for "
+                "fewer matches (Limit) or faces (MaxFaces)",
+            )
         return journal_entry(owner, ACTION, result, expires_at=expiry(self.retention_s))
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from service.contracts.face_events import MAX_EVENT_BYTES, event_bytes
 from service.contracts.messages import FacesUnregistered, UnregisterSucceeded
+from service.contracts.record_size import MAX_MESSAGE_BYTES, message_bytes
 from service.domain.commands import UnregisterFaces
 from service.domain.errors import ErrorCode, Rejected
 from service.domain.journal import JournalEntry
@@ -48,13 +48,13 @@ class UnregisterFacesHandler(JournaledHandler[UnregisterFaces]):
             KeyIds=key_ids,
             UnregisteredAt=now_ms(),
         )
-        if (size := event_bytes(event)) > MAX_EVENT_BYTES:
+        if (size := message_bytes(event)) > MAX_MESSAGE_BYTES:
             # Refused before anything is erased: its event could never be published, and
             # the command would wait for it for good, its partition behind it.
             raise Rejected(
                 ErrorCode.LIBRARY_TOO_LARGE,
                 f"{_what(command)} has {len(face_ids)} faces and {len(key_ids)} person-text "
-                f"keys: their event would take {size} bytes, over the {MAX_EVENT_BYTES} of "
+                f"keys: their event would take {size} bytes, over the {MAX_MESSAGE_BYTES} of "
                 f"one Kafka record{_how(command)}",
             )
         return unregistered_entry(event)

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from service.adapters.result_publisher import KafkaJsonPublisher
-from service.contracts.face_events import MAX_EVENT_BYTES, event_bytes
 from service.contracts.messages import FacesUnregistered
-from service.domain.errors import TransientError
+from service.contracts.record_size import MAX_MESSAGE_BYTES, message_bytes
+from service.domain.errors import MessageTooLarge
 from service.entrypoints.service_app import Service
 from tests.support.suite_kafka import create_topics
 
@@ -30,7 +30,7 @@ def unregistered(faces: int) -> FacesUnregistered:
 
 def largest_allowed() -> FacesUnregistered:
     faces = 27_000
-    while event_bytes(unregistered(faces + 100)) <= MAX_EVENT_BYTES:
+    while message_bytes(unregistered(faces + 100)) <= MAX_MESSAGE_BYTES:
         faces += 100
     return unregistered(faces)
 
@@ -41,11 +41,11 @@ async def test_the_largest_event_allowed_is_published_and_one_larger_is_not(
     [topic] = (await create_topics(kafka, {"events": f"event-size-{uuid.uuid4().hex}"})).values()
     publisher = KafkaJsonPublisher(service.broker, topic)
     largest = largest_allowed()
-    assert MAX_EVENT_BYTES - 4_000 < event_bytes(largest) <= MAX_EVENT_BYTES
+    assert MAX_MESSAGE_BYTES - 4_000 < message_bytes(largest) <= MAX_MESSAGE_BYTES
 
     await publisher.publish(largest.Owner, largest)
 
     # What the refusal of a larger library prevents: a record the producer never sends,
-    # retried for good by a command that can only wait.
-    with pytest.raises(TransientError, match="MessageSizeTooLarge"):
+    # for which a command could only wait.
+    with pytest.raises(MessageTooLarge, match="FacesUnregistered"):
         await publisher.publish(largest.Owner, unregistered(len(largest.FaceIds) + 5_000))

@@ -126,6 +126,59 @@ async def test_a_library_too_large_for_one_event_is_refused_before_anything_is_e
     assert event.Type == "FacesUnregistered" and len(event.FaceIds) == 10
 
 
+def padded(library: Library, persons: int, url_chars: int) -> None:
+    """`persons` more persons of 10 faces each, copied from the first one, whose image URLs
+    have `url_chars` characters."""
+    [person] = library.persons.persons.values()
+    for n in range(2, persons + 2):
+        images = tuple(
+            dataclasses.replace(
+                person.images[0],
+                face_id=f"{n:016x}{i:016x}",
+                image_url=f"https://img.example/{n}/{i}?" + "q" * url_chars,
+            )
+            for i in range(10)
+        )
+        key = ("user-1", "cat-1", f"p{n:04}")
+        library.persons.persons[key] = dataclasses.replace(
+            person, person_id=f"P{n:04}", person_key=f"p{n:04}", images=images
+        )
+
+
+async def test_a_page_too_large_for_one_record_ends_early_and_the_next_goes_on(
+    libraries: Make,
+) -> None:
+    library = libraries()
+    await library.send(register("P0001", "a"))
+    padded(library, persons=120, url_chars=1_100)  # 100 persons: 1.2 MB
+
+    pages = [await library.one(listing(MaxResults=100))]
+    while token := pages[-1].get("NextToken"):
+        pages.append(await library.one(listing(MaxResults=100, NextToken=token)))
+
+    sizes = [len(json.dumps(page)) for page in pages]
+    counts = [sum(len(c["Persons"]) for c in page["Categories"]) for page in pages]
+    assert 80 <= counts[0] < 100 and max(sizes) <= 1_000_000, (counts, sizes)
+    listed = [p["PersonId"] for page in pages for c in page["Categories"] for p in c["Persons"]]
+    assert listed == sorted(listed) and len(listed) == len(set(listed)) == 121
+
+
+async def test_a_result_kafka_cannot_take_is_answered_with_what_went_wrong(
+    libraries: Make,
+) -> None:
+    library = libraries()
+    await library.send(register("P0001", "a"))
+    padded(library, persons=1, url_chars=300)
+    library.results.max_bytes = 2_000  # as if Kafka took no more: no page can be cut to fit
+
+    refused = await library.one(listing(PersonId="P0002", CategoryId="Cat-1"))
+    after = await library.one(listing(PersonId="P0001", CategoryId="Cat-1"))
+
+    assert refused["Code"] == "InternalError"
+    assert "too large for one Kafka record" in refused["Message"]
+    assert after["Categories"][0]["Persons"][0]["PersonId"] == "P0001"  # it went on
+
+
 async def test_a_freed_place_counts_at_once_against_the_cap(
     libraries: Make,
 ) -> None:

@@ -3,6 +3,7 @@ embeddings say who is in an image: `https://img.example/<who>/<n>.jpg`."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest_asyncio
 
+from service.domain.faces import AnalysedFace
 from tests.fakes import (
     CountingAnalyser,
     MemoryStore,
@@ -50,6 +52,13 @@ def search(who: str, n: int, *categories: str, **more: Any) -> dict[str, Any]:
         "ImageUrl": f"https://img.example/{who}/{n}.jpg",
         **more,
     }
+
+
+class TenFaces(CountingAnalyser):
+    """Every image shows the same face ten times: a crowd of one."""
+
+    async def find_faces(self, data: bytes, max_faces: int) -> list[AnalysedFace]:
+        return [await self.analyse(data)] * max_faces
 
 
 def matched(answer: dict[str, Any]) -> list[list[str]]:
@@ -190,3 +199,28 @@ async def test_the_duplicate_guard_refuses_another_persons_face_only_when_asked(
     assert "'Ann'" in refused["Message"] and "0.6" in refused["Message"]
     assert "FaceId" in same_person and "FaceId" in other_face and "FaceId" in unguarded
     assert invalid["Code"] == "InvalidParameter.DuplicatePersonMaxDistance"
+
+
+async def test_an_answer_too_large_for_one_record_says_to_ask_for_less() -> None:
+    library = Library(analyser=TenFaces(embed=embedding))
+    try:
+        await library.send(register("ann", 1))
+        [ann] = library.persons.persons.values()
+        for n in range(100):  # persons with long names, all near ann
+            library.persons.persons[("user-1", "cat-1", f"p{n}")] = dataclasses.replace(
+                ann,
+                person_id=f"P{n}",
+                person_key=f"p{n}",
+                person_name="名" * 512,
+                images=(dataclasses.replace(ann.images[0], face_id=f"{n:032x}"),),
+            )
+
+        refused = await library.one(search("ann", 9, MaxDistance=10, Limit=100, MaxFaces=10))
+        smaller = await library.one(search("ann", 9, MaxDistance=10, Limit=20, MaxFaces=10))
+
+        assert refused["Code"] == "InvalidParameter.Limit", refused
+        assert "(10 faces, 1000 matches)" in refused["Message"]
+        assert "fewer matches (Limit) or faces (MaxFaces)" in refused["Message"]
+        assert [len(face["Matches"]) for face in smaller["Faces"]] == [20] * 10
+    finally:
+        await library.close()

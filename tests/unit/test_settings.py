@@ -30,6 +30,16 @@ def test_production_refuses_the_embedded_broker_and_store(
         Settings(environment="production")
 
 
+def test_commands_larger_than_a_face_event_can_carry_cannot_be_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAX_COMMAND_BYTES", str(512 * 1024))
+    assert Settings().max_command_bytes == 512 * 1024
+    monkeypatch.setenv("MAX_COMMAND_BYTES", str(512 * 1024 + 1))
+    with pytest.raises(ValidationError, match="max_command_bytes"):
+        Settings()
+
+
 def test_the_mongodb_uri_is_not_printed_with_the_settings() -> None:
     settings = Settings(mongodb_uri="mongodb://user:secret@db:27017")
     assert "secret" not in repr(settings)
