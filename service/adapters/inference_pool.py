@@ -150,6 +150,7 @@ class _Worker:
     writer: asyncio.StreamWriter
     loaded: bool = False  # its models are in: it has said it is ready
     resting: bool = False  # in the idle queue, no call under way
+    exited: bool = False  # its process is gone
 
     @property
     def pid(self) -> int:
@@ -243,14 +244,22 @@ class InferencePool:
                 if worker.process.is_alive():
                     return worker
                 self._died_resting(worker)  # before its sentinel was read
-            if self._cannot_start and not self._live:
+            if self._closed:
+                raise TransientError("the inference workers are stopping")
+            if self._cannot_start and not self._loaded():
                 raise TransientError("no inference worker could be started; see the log")
             await self._changed.wait()
 
     def _rest(self, worker: _Worker) -> None:
+        if worker.exited:  # right after its answer: its exit was seen during the call
+            self._died_resting(worker)
+            return
         worker.resting = True
         self._resting.append(worker)
         self._notify()
+
+    def _loaded(self) -> bool:
+        return any(worker.loaded for worker in self._live)
 
     def _notify(self) -> None:
         self._changed.set()
@@ -262,15 +271,19 @@ class InferencePool:
 
         def exited() -> None:
             asyncio.get_running_loop().remove_reader(worker.process.sentinel)
+            worker.exited = True
             if worker.resting and worker in self._live:
                 self._died_resting(worker)
-            # Otherwise a call under way reads the end of its socket and replaces it.
+            # Otherwise a call under way reads the end of its socket and replaces it, or
+            # its answer came first and the worker is replaced as it comes back to rest.
 
         asyncio.get_running_loop().add_reader(worker.process.sentinel, exited)
 
     def _died_resting(self, worker: _Worker) -> None:
         # Out of the pool at once: no call can be handed it while it is retired.
         self._live.discard(worker)
+        if worker.resting:
+            self._resting.remove(worker)
         worker.resting = False
         worker.writer.close()
         if not self._closed:
@@ -324,7 +337,7 @@ class InferencePool:
                     "an inference worker failed to start; trying again",
                     extra={"retry_in_s": pause_s},
                 )
-                if not self._live:
+                if not self._loaded():
                     self._cannot_start = True
                     self._notify()  # the calls waiting fail instead of hanging
                 await asyncio.sleep(pause_s)
@@ -393,6 +406,7 @@ class InferencePool:
     async def close(self) -> None:
         # The inference under way ends first; the event loop goes on meanwhile.
         self._closed = True
+        self._notify()  # calls waiting for a worker stop waiting
         for replacing in list(self._replacing):
             replacing.cancel()
         await asyncio.gather(*self._calls, *self._replacing, return_exceptions=True)
