@@ -13,6 +13,9 @@ from service.domain.ids import MAX_ID_LENGTH
 
 MAX_TEXT_LENGTH = 512  # names and descriptions
 MAX_REQUEST_ID_LENGTH = 128
+# A list's page carries up to 10 URLs a person and must fit one Kafka record even when one
+# person is all it holds; signed object-store URLs are 1-2 kB.
+MAX_IMAGE_URL_LENGTH = 8192
 DEFAULT_MAX_RESULTS = 20
 MAX_MAX_RESULTS = 100
 
@@ -87,6 +90,7 @@ class RegisterCustomFaceCommand(_Message):
     PersonId: str = _person_id(" `ALL` is reserved.")
     ImageUrl: str = Field(
         min_length=1,
+        max_length=MAX_IMAGE_URL_LENGTH,
         description="http or https URL of an image holding exactly one frontal face.",
         examples=["https://example.com/faces/person-1.jpg"],
     )
@@ -171,7 +175,8 @@ class ListCustomPersonsCommand(_Message):
     NextToken: str | None = Field(
         None,
         min_length=1,
-        max_length=1024,
+        # Ids of 120 characters may grow under NFKC (one character to 18): a token names
+        # two of them, so it is bounded by the command's size, not by a length of its own.
         description="The previous page's NextToken, to get the page after it.",
     )
 
@@ -200,6 +205,7 @@ class SearchCustomFaceCommand(_Message):
     )
     ImageUrl: str = Field(
         min_length=1,
+        max_length=MAX_IMAGE_URL_LENGTH,
         description="http or https URL of an image with one or more faces (any pose).",
         examples=["https://example.com/frames/0001.jpg"],
     )

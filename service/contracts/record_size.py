@@ -10,15 +10,14 @@ caps of their own.
 
 from __future__ import annotations
 
-import json
-
 from pydantic import BaseModel
+from pydantic_core import to_json
 
 # Under the limit with room for the record's own framing, its key and its headers.
 MAX_MESSAGE_BYTES = 1_000_000
 
 
 def message_bytes(message: BaseModel) -> int:
-    """At least the bytes the message takes on the log: JSON with spaces and non-ASCII
-    characters escaped is the longest way the publisher may spell it."""
-    return len(json.dumps(message.model_dump(mode="json")).encode())
+    """The bytes of the message's value on the log, encoded as the publisher encodes it
+    (FastStream writes a message's JSON form with pydantic's `to_json`)."""
+    return len(to_json(message.model_dump(mode="json")))

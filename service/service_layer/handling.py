@@ -154,12 +154,13 @@ class CommandHandling:
         _log_outcome(answer)
 
     async def _until_taken(self, answer: Answer, delivery: Delivery) -> None:
+        replaced = False
         while True:
             try:
                 await self._retry.run(delivery.send)
                 return
             except MessageTooLarge as error:
-                if delivery.stage != "publish":
+                if delivery.stage != "publish" or replaced:
                     # An event or a copy cannot be swapped for another: what makes them is
                     # bounded so that this never happens; if it does, it is said loudly.
                     log.error(
@@ -171,7 +172,7 @@ class CommandHandling:
                 # A result Kafka cannot take must not hold its partition for good: the
                 # command is answered with what went wrong instead.
                 log.error("result too large for Kafka", extra={"error": str(error)})
-                delivery = self._too_large(answer, error)
+                delivery, replaced = self._too_large(answer, error), True
             except RetriesExhausted:
                 # The answer must not be lost: this message is tried again, and the
                 # partition's commits wait for it meanwhile. Nothing before it reruns.

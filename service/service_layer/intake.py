@@ -294,6 +294,12 @@ def _json_object(value: bytes | None, max_bytes: int) -> dict[str, object] | str
         return "the record value is not JSON"
     if not isinstance(decoded, dict):
         return f"the record value is a JSON {type(decoded).__name__}, not an object"
+    try:
+        # JSON may escape half of a UTF-16 pair ("\ud800"): text no answer could carry,
+        # since the publisher cannot write it, and its record would never be answered.
+        json.dumps(decoded, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return "the record value escapes a lone UTF-16 surrogate, which is not text"
     return decoded
 
 

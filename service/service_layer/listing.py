@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from itertools import accumulate
+
 from service.contracts.messages import (
     ListedCategory,
     ListedFace,
@@ -47,13 +50,17 @@ class ListPersonsHandler(JournaledHandler[ListPersons]):
         libraries = await self._store.libraries(command.owner, {p.category_key for p in found})
         by_key = {library.category_key: library for library in libraries}
         size = min(command.max_results, len(found))
-        while True:
+        result = _page(command, found, size, by_key)
+        if size > 1 and (taken := message_bytes(result)) > MAX_MESSAGE_BYTES:
+            # Long image URLs: as many persons as fit, the rest on the next page. Each
+            # person is measured once; the page around them takes what is left.
+            widths = list(accumulate(message_bytes(_person(p)) + 1 for p in found[:size]))
+            room = MAX_MESSAGE_BYTES - (taken - widths[-1])
+            size = max(1, bisect_right(widths, room))
             result = _page(command, found, size, by_key)
-            if size == 1 or (taken := message_bytes(result)) <= MAX_MESSAGE_BYTES:
-                break
-            # Long image URLs: fewer persons, the rest on the next page (the estimate
-            # first, then one less at a time).
-            size = max(1, min(size - 1, size * MAX_MESSAGE_BYTES // taken))
+            while size > 1 and message_bytes(result) > MAX_MESSAGE_BYTES:  # its NextToken
+                size -= 1
+                result = _page(command, found, size, by_key)
         return journal_entry(command.owner, ACTION, result, expires_at=expiry(self.retention_s))
 
 

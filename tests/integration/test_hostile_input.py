@@ -65,7 +65,10 @@ async def test_a_hostile_case_gets_its_exact_result_and_the_user_carries_on(
 
 def _request_id_of(value: bytes | None) -> str | None:
     try:
-        given = json.loads(value or b"").get("RequestId")
+        decoded = json.loads(value or b"")
+        # A value that is not all text has its RequestId derived, as an unreadable one.
+        json.dumps(decoded, ensure_ascii=False).encode("utf-8")
+        given = decoded.get("RequestId")
     except (ValueError, AttributeError, RecursionError):
         return None
     return given if isinstance(given, str) else None

@@ -257,6 +257,13 @@ CASES: tuple[HostileCase, ...] = (
     HostileCase("value-not-utf8", "record", MESSAGE, _record(b'{"PersonId": "\xff"}'), True),
     HostileCase("value-not-json", "record", MESSAGE, _record(b"{'PersonId': p}"), True),
     HostileCase("value-json-array", "record", MESSAGE, _record(b'["Lib", "p"]'), True),
+    HostileCase(
+        "value-lone-surrogate",
+        "record",
+        MESSAGE,
+        _body_record(lambda u: json.dumps({**_valid_body(u), "RequestId": "\ud800"}).encode()),
+        True,
+    ),
     HostileCase("value-too-deep", "record", MESSAGE, _record(b"[" * 20_000 + b"]" * 20_000), True),
     HostileCase(
         "value-over-size-cap",

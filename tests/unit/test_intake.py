@@ -46,7 +46,9 @@ def test_a_user_id_of_256_bytes_is_one() -> None:
     assert command.owner == "é" * 128
 
 
-@pytest.mark.parametrize("value", [b"not json", b"[1, 2]", b"\xff\xfe", None, b'"text"'])
+@pytest.mark.parametrize(
+    "value", [b"not json", b"[1, 2]", b"\xff\xfe", None, b'"text"', b'{"PersonName": "\\udc00"}']
+)
 def test_a_value_that_is_not_a_json_object_is_refused(value: bytes | None) -> None:
     assert refusal(value).code is ErrorCode.INVALID_MESSAGE
 
