@@ -163,6 +163,19 @@ async def test_a_page_too_large_for_one_record_ends_early_and_the_next_goes_on(
     assert listed == sorted(listed) and len(listed) == len(set(listed)) == 121
 
 
+async def test_paging_goes_past_an_id_that_grows_under_nfkc(libraries: Make) -> None:
+    library = libraries()
+    grows = "\ufdfa" * 120  # one character, eighteen once normalized
+    await library.send(register(grows, "a"), register("\U0001f600", "b"))  # sorts after
+
+    first = await library.one(listing(MaxResults=1))
+    second = await library.one(listing(MaxResults=1, NextToken=first["NextToken"]))
+
+    assert len(first["NextToken"]) > 1024
+    assert first["Categories"][0]["Persons"][0]["PersonId"] == grows
+    assert second["Categories"][0]["Persons"][0]["PersonId"] == "\U0001f600"
+
+
 async def test_a_result_kafka_cannot_take_is_answered_with_what_went_wrong(
     libraries: Make,
 ) -> None:
