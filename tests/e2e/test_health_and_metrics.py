@@ -46,6 +46,15 @@ class Probe:
             return 0.0
         return float(found.group(1))
 
+    async def until_unready(self, timeout_s: float) -> tuple[int, Any]:
+        """The first readiness answer that is not 200, polled as Kubernetes polls it."""
+        async with asyncio.timeout(timeout_s):
+            status, body = await self.status(READINESS_PATH)
+            while status == 200:
+                await asyncio.sleep(0.2)  # a probe polls; there is nothing to wait on
+                status, body = await self.status(READINESS_PATH)
+        return status, body
+
     async def until_ready(self, timeout_s: float) -> list[tuple[int, int, Any]]:
         """Every (liveness, readiness, checks) seen from the first answer until ready."""
         seen: list[tuple[int, int, Any]] = []
@@ -193,11 +202,7 @@ async def test_readiness_turns_false_when_the_broker_goes_away(
 
     os.kill(broker, signal.SIGKILL)
 
-    async with asyncio.timeout(30):
-        status, body = await probe.status(READINESS_PATH)
-        while status == 200:
-            await asyncio.sleep(0.2)  # a probe polls; there is nothing to wait on
-            status, body = await probe.status(READINESS_PATH)
+    status, body = await probe.until_unready(timeout_s=30)
     assert status == 503
     assert body["checks"]["kafka"] is False
     assert (await probe.status(LIVENESS_PATH))[0] == 200  # alive: a restart would not help
@@ -218,11 +223,7 @@ async def test_readiness_turns_false_when_no_inference_worker_can_run(
 
     os.kill(worker, signal.SIGKILL)
 
-    async with asyncio.timeout(30):
-        status, body = await probe.status(READINESS_PATH)
-        while status == 200:
-            await asyncio.sleep(0.2)  # a probe polls; there is nothing to wait on
-            status, body = await probe.status(READINESS_PATH)
+    status, body = await probe.until_unready(timeout_s=30)
     assert status == 503
     assert body["checks"]["models"] is False
     failed = await service.wait_for_log(
