@@ -149,8 +149,6 @@ class _Worker:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     loaded: bool = False  # its models are in: it has said it is ready
-    resting: bool = False  # in the idle queue, no call under way
-    exited: bool = False  # its process is gone
 
     @property
     def pid(self) -> int:
@@ -238,28 +236,21 @@ class InferencePool:
         while True:
             while self._resting:
                 worker = self._resting.popleft()
-                worker.resting = False
-                if worker not in self._live:  # replaced when it died resting
-                    continue
                 if worker.process.is_alive():
                     return worker
-                self._died_resting(worker)  # before its sentinel was read
+                self._lost(worker)  # before its sentinel was read
             if self._closed:
                 raise TransientError("the inference workers are stopping")
-            if self._cannot_start and not self._loaded():
+            if self._cannot_start and not self.workers_ready():
                 raise TransientError("no inference worker could be started; see the log")
             await self._changed.wait()
 
     def _rest(self, worker: _Worker) -> None:
-        if worker.exited:  # right after its answer: its exit was seen during the call
-            self._died_resting(worker)
+        if not worker.process.is_alive():  # gone right after its answer
+            self._lost(worker)
             return
-        worker.resting = True
         self._resting.append(worker)
         self._notify()
-
-    def _loaded(self) -> bool:
-        return any(worker.loaded for worker in self._live)
 
     def _notify(self) -> None:
         self._changed.set()
@@ -271,23 +262,27 @@ class InferencePool:
 
         def exited() -> None:
             asyncio.get_running_loop().remove_reader(worker.process.sentinel)
-            worker.exited = True
-            if worker.resting and worker in self._live:
-                self._died_resting(worker)
+            if worker in self._resting:
+                self._lost(worker)
             # Otherwise a call under way reads the end of its socket and replaces it, or
             # its answer came first and the worker is replaced as it comes back to rest.
 
         asyncio.get_running_loop().add_reader(worker.process.sentinel, exited)
 
-    def _died_resting(self, worker: _Worker) -> None:
-        # Out of the pool at once: no call can be handed it while it is retired.
-        self._live.discard(worker)
-        if worker.resting:
-            self._resting.remove(worker)
-        worker.resting = False
-        worker.writer.close()
+    def _lost(self, worker: _Worker) -> None:
+        """A worker found dead between calls: out of the pool at once, so that no call is
+        handed it, and replaced in the background."""
+        self._drop(worker)
         if not self._closed:
             self._in_background(self._replace(worker))
+
+    def _drop(self, worker: _Worker) -> None:
+        self._live.discard(worker)
+        if worker in self._resting:
+            self._resting.remove(worker)
+        if worker.loaded:
+            asyncio.get_running_loop().remove_reader(worker.process.sentinel)
+        worker.writer.close()
 
     async def _call(
         self, worker: _Worker, work: Callable[..., object], args: tuple[object, ...]
@@ -303,9 +298,7 @@ class InferencePool:
         except BaseException:
             # Cancelled mid-call (the callers never cancel a call: the loop is going away).
             # Its answer may still come, so the worker takes no other call.
-            self._live.discard(worker)
-            _unwatch(worker)
-            worker.writer.close()
+            self._drop(worker)
             worker.process.kill()
             raise
         self._rest(worker)
@@ -337,7 +330,7 @@ class InferencePool:
                     "an inference worker failed to start; trying again",
                     extra={"retry_in_s": pause_s},
                 )
-                if not self._loaded():
+                if not self.workers_ready():
                     self._cannot_start = True
                     self._notify()  # the calls waiting fail instead of hanging
                 await asyncio.sleep(pause_s)
@@ -391,9 +384,7 @@ class InferencePool:
         return worker
 
     async def _retire(self, worker: _Worker) -> None:
-        self._live.discard(worker)
-        _unwatch(worker)
-        worker.writer.close()
+        self._drop(worker)
         await asyncio.to_thread(_end, worker.process)
 
     def workers_ready(self) -> bool:
@@ -411,11 +402,6 @@ class InferencePool:
             replacing.cancel()
         await asyncio.gather(*self._calls, *self._replacing, return_exceptions=True)
         await asyncio.gather(*(self._retire(w) for w in list(self._live)))
-
-
-def _unwatch(worker: _Worker) -> None:
-    if worker.loaded:
-        asyncio.get_running_loop().remove_reader(worker.process.sentinel)
 
 
 def _end(process: BaseProcess) -> None:
